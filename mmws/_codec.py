@@ -1,0 +1,268 @@
+"""The one private cattrs converter of mmws, and every wire rule it applies.
+
+Only this module knows how the wire spells things. The rules:
+
+1. Wire keys are camelCase; attributes are snake_case (``orderId`` <-> ``order_id``).
+2. ``int`` fields take JSON integers only (``true`` is not ``1``, ``"123"`` is not ``123``);
+   ``float`` fields take integers and floats; ``bool`` fields take ``true``/``false`` only;
+   ``str`` fields take strings only. Anything else is a decode error naming the field.
+3. Timestamps are ISO-8601 strings; a trailing ``Z`` means UTC and a naive value is taken as
+   UTC. They become timezone-aware ``datetime`` objects in UTC, and go back out as ``...Z``.
+4. Enums are tolerant: a known value becomes the member (case-insensitively, so the bets'
+   lowercase ``undecided`` is ``SettlementStatus.UNDECIDED``); an unknown value stays a plain
+   ``str``, so a status the server adds tomorrow decodes today.
+5. Free-form objects (``sentData``, ``receivedData``, ``scores``) stay read-only mappings with
+   the wire's own keys.
+6. Keys we do not know are kept in the model's read-only ``extra`` mapping, spelled as on the
+   wire, and written back out unchanged: nothing the server sends is dropped.
+7. A missing identity key (``orderId``, ``betId``, ``fixtureId``) is a decode error; the old
+   API reference's ``id`` is accepted for ``orderId`` and ``betId``.
+8. Encoding omits attributes that are ``None``, so a partial payload stays partial.
+
+The global cattrs converter is never used: it would let another library's hooks change how
+our wire is read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from enum import Enum
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+__all__ = [
+    "ModelCodec",
+    "camel",
+    "converter",
+    "model_codec",
+    "parse_timestamp",
+]
+
+T = TypeVar("T")
+Hook = Callable[[Any, Any], Any]
+
+converter = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
+
+_CAMEL_RE = re.compile(r"_([a-z0-9])")
+
+
+def camel(name: str) -> str:
+    """``order_id`` -> ``orderId``."""
+    return _CAMEL_RE.sub(lambda m: m.group(1).upper(), name)
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _int(value: Any, _: Any = None) -> int | None:
+    if value is None or (type(value) is int):
+        return value  # type: ignore[no-any-return]
+    raise TypeError(f"expected an integer, got {_kind(value)} {value!r:.40}")
+
+
+def _float(value: Any, _: Any = None) -> float | None:
+    tp = type(value)
+    if tp is float or value is None:
+        return value  # type: ignore[no-any-return]
+    if tp is int:
+        return float(value)
+    raise TypeError(f"expected a number, got {_kind(value)} {value!r:.40}")
+
+
+def _bool(value: Any, _: Any = None) -> bool | None:
+    if value is None or type(value) is bool:
+        return value  # type: ignore[no-any-return]
+    raise TypeError(f"expected true or false, got {_kind(value)} {value!r:.40}")
+
+
+def _str(value: Any, _: Any = None) -> str | None:
+    if value is None or type(value) is str:
+        return value  # type: ignore[no-any-return]
+    raise TypeError(f"expected a string, got {_kind(value)} {value!r:.40}")
+
+
+def parse_timestamp(value: Any, _: Any = None) -> datetime | None:
+    """ISO-8601 text (``Z`` or an offset; naive means UTC) -> aware ``datetime`` in UTC."""
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise TypeError(f"expected an ISO-8601 timestamp, got {_kind(value)} {value!r:.40}")
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO-8601 timestamp: {value!r:.40}") from None
+    tz = parsed.tzinfo
+    if tz is timezone.utc:
+        return parsed
+    if tz is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _mapping(value: Any, _: Any = None) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    if type(value) is not dict:
+        raise TypeError(f"expected an object, got {_kind(value)} {value!r:.40}")
+    return MappingProxyType(value)
+
+
+def _tolerant_enum(enum_cls: type[Enum]) -> Hook:
+    lookup: dict[str, Any] = {}
+    for member in enum_cls:
+        lookup[member.value] = member
+        lookup[member.value.lower()] = member
+        lookup[member.value.upper()] = member
+
+    def hook(value: Any, _: Any = None) -> Any:
+        if value is None:
+            return None
+        if type(value) is not str:
+            raise TypeError(f"expected a string, got {_kind(value)} {value!r:.40}")
+        return lookup.get(value, value)
+
+    return hook
+
+
+def _hook_for(tp: Any) -> Hook:
+    """The strict hook for one field's resolved type (rules 2 to 5)."""
+    args = [a for a in getattr(tp, "__args__", (tp,)) if a is not type(None)]
+    first = args[0]
+    if isinstance(first, type) and issubclass(first, Enum):
+        return _tolerant_enum(first)
+    simple: dict[Any, Hook] = {
+        int: _int,
+        float: _float,
+        bool: _bool,
+        str: _str,
+        datetime: parse_timestamp,
+    }
+    if first in simple:
+        return simple[first]
+    if getattr(first, "__origin__", None) is Mapping or first is Mapping:
+        return _mapping
+    raise TypeError(f"no wire rule for {tp!r}")  # a bug in a model, caught by the tests
+
+
+def _unstructure_datetime(value: datetime) -> str:
+    text = value.astimezone(timezone.utc).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+converter.register_unstructure_hook(datetime, _unstructure_datetime)
+converter.register_unstructure_hook_func(
+    lambda t: isinstance(t, type) and issubclass(t, Enum), lambda e: e.value
+)
+converter.register_unstructure_hook_func(
+    lambda t: t is MappingProxyType or getattr(t, "__origin__", None) is Mapping,
+    lambda m: dict(m),
+)
+
+
+_EXTRA_KEY: Final = "\x00extra"
+
+
+def _readonly(value: dict[str, Any], _: Any = None) -> Mapping[str, Any]:
+    return MappingProxyType(value)
+
+
+@attrs.frozen(slots=True)
+class FieldRule:
+    name: str
+    wire: str
+    hook: Hook
+
+
+class ModelCodec:
+    """Decode and encode one model class. Built once per class at import time."""
+
+    __slots__ = ("_build", "_dump", "cls", "identity", "known", "rules", "wire_to_rule")
+
+    def __init__(self, cls: type[Any], identity_aliases: Mapping[str, str] | None = None) -> None:
+        attrs.resolve_types(cls)
+        self.cls = cls
+        fields = [f for f in attrs.fields(cls) if f.name != "extra"]
+        self.rules = tuple(FieldRule(f.name, camel(f.name), _hook_for(f.type)) for f in fields)
+        self.wire_to_rule = {r.wire: r for r in self.rules}
+        self.known = frozenset(self.wire_to_rule)
+        self.identity = dict(identity_aliases or {})
+        overrides = {r.name: override(rename=r.wire, struct_hook=r.hook) for r in self.rules}
+        # The generated function reads ``extra`` from a key no wire frame can carry, so the
+        # rare frame with unknown keys costs one dict copy instead of an attrs.evolve().
+        self._build = make_dict_structure_fn(
+            cls, converter, extra=override(rename=_EXTRA_KEY, struct_hook=_readonly), **overrides
+        )
+        self._dump = make_dict_unstructure_fn(
+            cls,
+            converter,
+            _cattrs_omit_if_default=True,
+            extra=override(omit=True),
+            **{r.name: override(rename=r.wire) for r in self.rules},
+        )
+        converter.register_structure_hook(cls, self.structure)
+        converter.register_unstructure_hook(cls, self.unstructure)
+
+    def structure(self, data: Mapping[str, Any], _: Any = None) -> Any:
+        """Wire mapping -> model. Raises ``TypeError``/``ValueError``/``KeyError`` naming the key."""
+        for wire, alias in self.identity.items():
+            if wire not in data and alias in data:
+                data = {**data, wire: data[alias]}
+                del data[alias]
+        extras = data.keys() - self.known
+        if extras:
+            data = {**data, _EXTRA_KEY: {k: data[k] for k in extras}}
+        try:
+            return self._build(data, self.cls)
+        except KeyError as exc:
+            raise KeyError(f"required field {exc.args[0]!r} is missing") from None
+        except (TypeError, ValueError) as exc:
+            raise self._explain(data, exc) from None
+
+    def structure_old(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The ``old`` object: previous values of the changed fields, snake_case, typed."""
+        out: dict[str, Any] = {}
+        for wire, value in data.items():
+            rule = self.wire_to_rule.get(wire)
+            if rule is None:
+                out[wire] = value
+                continue
+            try:
+                out[rule.name] = rule.hook(value, None)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"field {wire!r} of 'old': {exc}") from None
+        return MappingProxyType(out)
+
+    def unstructure(self, model: Any) -> dict[str, Any]:
+        """Model -> wire mapping; ``None`` attributes are left out, ``extra`` merged back."""
+        out: dict[str, Any] = self._dump(model)
+        if model.extra:
+            out.update(model.extra)
+        return out
+
+    def _explain(self, data: Mapping[str, Any], exc: Exception) -> Exception:
+        for rule in self.rules:
+            if rule.wire in data:
+                try:
+                    rule.hook(data[rule.wire], None)
+                except (TypeError, ValueError) as inner:
+                    return type(inner)(f"field {rule.wire!r}: {inner}")
+        return exc
+
+
+_codecs: dict[type[Any], ModelCodec] = {}
+
+
+def model_codec(cls: type[Any], identity_aliases: Mapping[str, str] | None = None) -> ModelCodec:
+    """The codec of ``cls``, built on first use and kept."""
+    codec = _codecs.get(cls)
+    if codec is None:
+        codec = _codecs[cls] = ModelCodec(cls, identity_aliases)
+    return codec

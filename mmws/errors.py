@@ -1,0 +1,137 @@
+"""The one exception tree of mmws.
+
+Users catch these and nothing else: every error raised by websocket-client, ``socket`` or
+``ssl`` is translated at the transport boundary and chained (``raise ... from exc``)::
+
+    MmwsError
+    ├── ConfigError(MmwsError, ValueError)    bad URL, API key not a UUID, unknown channel/scope
+    ├── ClientClosed                          the client was closed; no more events will come
+    ├── ProtocolError                         abstract
+    │   ├── LocalProtocolError                we did something illegal in this state
+    │   └── RemoteProtocolError               the server sent something we cannot decode
+    ├── ServerError                           the server answered with an error; .code, .message
+    │   ├── AuthenticationError               apiKey required / invalid format / invalid key (fatal)
+    │   ├── ConnectionLimitError              too many connections for this key (retry later)
+    │   └── SubscriptionError                 CHANNEL_NOT_ALLOWED, SUBSCRIPTION_LIMIT, ...
+    └── TransportError
+        ├── ConnectError                      TCP / TLS / handshake failed; .status for HTTP
+        ├── TransportTimeout(TransportError, TimeoutError)
+        │   └── HeartbeatTimeout              no pong / no server heartbeat in time
+        └── ConnectionClosed                  .code, .reason; reads as a sentence
+
+No message in this tree ever contains an API key or a feed token: messages are built from
+values the caller chose to show (channel names, codes, redacted URLs), never from secrets.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ClientClosed",
+    "ConfigError",
+    "ConnectError",
+    "ConnectionClosed",
+    "ConnectionLimitError",
+    "HeartbeatTimeout",
+    "LocalProtocolError",
+    "MmwsError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ServerError",
+    "SubscriptionError",
+    "TransportError",
+    "TransportTimeout",
+]
+
+
+class MmwsError(Exception):
+    """Base class of every error mmws raises."""
+
+
+class ConfigError(MmwsError, ValueError):
+    """A bad argument, found before anything was sent: the message names the bad value."""
+
+
+class ClientClosed(MmwsError):
+    """The client is closed and its queue is drained: no further event will arrive."""
+
+
+class ProtocolError(MmwsError):
+    """Something broke the protocol. Not raised itself; see the two subclasses."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried something that is illegal in the current state (a bug in the caller)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The server sent a frame we cannot decode.
+
+    ``raw`` holds the start of the offending frame (at most 200 characters) for bug reports.
+    """
+
+    def __init__(self, message: str, raw: str = "") -> None:
+        super().__init__(message)
+        self.raw = raw[:200]
+
+
+class ServerError(MmwsError):
+    """The server answered with an error frame. ``code`` may be ``None`` (MM sends text only)."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        self.message = message
+        self.code = code
+        super().__init__(f"{code}: {message}" if code else message)
+
+    def __reduce__(self) -> tuple[type[ServerError], tuple[str, str | None]]:
+        return (type(self), (self.message, self.code))
+
+
+class AuthenticationError(ServerError):
+    """The server refused the credentials. Fatal: a client never retries it by itself."""
+
+
+class ConnectionLimitError(ServerError):
+    """The server refused the connection because the key already has too many open."""
+
+
+class SubscriptionError(ServerError):
+    """A subscribe or unsubscribe command was refused; ``code`` is the server's code."""
+
+
+class TransportError(MmwsError):
+    """The network connection failed or ended."""
+
+
+class ConnectError(TransportError):
+    """Opening the connection failed: DNS, TCP, TLS or the WebSocket upgrade.
+
+    ``status`` is the HTTP status of a refused upgrade (for example 429 or 503), else ``None``.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TransportTimeout(TransportError, TimeoutError):
+    """An operation on the connection did not finish in time."""
+
+
+class HeartbeatTimeout(TransportTimeout):
+    """The server went silent: no pong, or no message at all, within the configured time."""
+
+
+class ConnectionClosed(TransportError):
+    """The connection ended. ``code`` is the close code (1006 when no close frame came)."""
+
+    def __init__(self, code: int = 1006, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        text = f"connection closed with code {code}"
+        if reason:
+            text += f" ({reason})"
+        super().__init__(text)
+
+    def __reduce__(self) -> tuple[type[ConnectionClosed], tuple[int, str]]:
+        return (type(self), (self.code, self.reason))

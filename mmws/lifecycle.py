@@ -1,0 +1,93 @@
+"""Lifecycle events every client puts into its queue, in order with the data.
+
+A consumer that only calls ``get()`` can always tell why data stopped::
+
+    Connected -> Subscribed -> data ... -> Stale? -> Disconnected -> Reconnecting
+              -> Connected -> Subscribed -> data ... -> Closed
+
+MM has no sequence numbers and no replay: whatever the server broadcast between
+``Disconnected`` and the next ``Subscribed`` is not delivered. Resynchronise from the REST API
+when you see ``Subscribed`` with ``resumed=True`` (see the docs' reconnect guide).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from mmws.errors import MmwsError
+
+__all__ = [
+    "Closed",
+    "Connected",
+    "Disconnected",
+    "LifecycleEvent",
+    "MalformedFrame",
+    "Overflow",
+    "Reconnecting",
+    "Stale",
+]
+
+
+@attrs.frozen(slots=True)
+class LifecycleEvent:
+    """Base class of the events that describe the connection rather than the data."""
+
+
+@attrs.frozen(slots=True)
+class Connected(LifecycleEvent):
+    """The WebSocket is open (the subscription is not confirmed yet). ``url`` is redacted."""
+
+    url: str
+    attempt: int = 0
+
+
+@attrs.frozen(slots=True)
+class Disconnected(LifecycleEvent):
+    """The connection ended. ``reason`` is a sentence; ``error`` the exception behind it."""
+
+    reason: str
+    will_reconnect: bool
+    error: MmwsError | None = attrs.field(default=None, eq=False)
+
+
+@attrs.frozen(slots=True)
+class Reconnecting(LifecycleEvent):
+    """Attempt number ``attempt`` (from 1) will start after ``delay`` seconds."""
+
+    attempt: int
+    delay: float
+
+
+@attrs.frozen(slots=True)
+class Stale(LifecycleEvent):
+    """The server went silent for ``silent_for`` seconds; the connection is being replaced."""
+
+    silent_for: float
+    error: MmwsError | None = attrs.field(default=None, eq=False)
+
+
+@attrs.frozen(slots=True)
+class Overflow(LifecycleEvent):
+    """The consumer fell behind and ``dropped`` older events of ``channel`` were coalesced
+    away (only channels whose latest value supersedes the older ones, such as ``scores``)."""
+
+    channel: str
+    dropped: int
+
+
+@attrs.frozen(slots=True)
+class MalformedFrame(LifecycleEvent):
+    """The server sent a frame that could not be decoded. The stream goes on."""
+
+    error: MmwsError = attrs.field(eq=False)
+
+    @property
+    def raw(self) -> str:
+        return getattr(self.error, "raw", "")
+
+
+@attrs.frozen(slots=True)
+class Closed(LifecycleEvent):
+    """The client is closed: the last event. ``error`` is set when a fatal error closed it."""
+
+    error: MmwsError | None = attrs.field(default=None, eq=False)

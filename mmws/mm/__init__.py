@@ -1,0 +1,57 @@
+"""The 55-tech market-making WebSocket: models, events, the protocol core and the client."""
+
+from mmws.mm.events import (
+    AccountEvent,
+    BetEvent,
+    Broadcast,
+    EmergencyEvent,
+    EventKind,
+    Heartbeat,
+    OrderEvent,
+    Pong,
+    ScoreEvent,
+    ServerError,
+    Subscribed,
+    UnknownMessage,
+    Unsubscribed,
+)
+from mmws.mm.models import (
+    Account,
+    Bet,
+    BetStatus,
+    Emergency,
+    MatchedStatus,
+    Order,
+    OrderStatus,
+    Score,
+    SettlementStatus,
+)
+from mmws.mm.protocol import CHANNELS, MMProtocol, MMState
+
+__all__ = [
+    "CHANNELS",
+    "Account",
+    "AccountEvent",
+    "Bet",
+    "BetEvent",
+    "BetStatus",
+    "Broadcast",
+    "Emergency",
+    "EmergencyEvent",
+    "EventKind",
+    "Heartbeat",
+    "MMProtocol",
+    "MMState",
+    "MatchedStatus",
+    "Order",
+    "OrderEvent",
+    "OrderStatus",
+    "Pong",
+    "Score",
+    "ScoreEvent",
+    "ServerError",
+    "SettlementStatus",
+    "Subscribed",
+    "UnknownMessage",
+    "Unsubscribed",
+]

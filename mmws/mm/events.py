@@ -1,0 +1,153 @@
+"""Events the MM protocol core produces: one frozen class per wire message.
+
+Data events (``OrderEvent`` ... ``EmergencyEvent``) carry the typed ``payload``, the typed
+``old`` values of the changed fields (empty for INSERT) and ``changes``. ``received_at`` is the
+caller's clock reading when the frame arrived (``time.monotonic()`` in the clients); it is not
+part of equality, so a replayed event equals the live one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+from types import MappingProxyType
+from typing import Any, ClassVar, Generic, TypeVar
+
+import attrs
+
+from mmws.mm.models import Account, Bet, Emergency, Order, Score
+
+__all__ = [
+    "AccountEvent",
+    "BetEvent",
+    "Broadcast",
+    "EmergencyEvent",
+    "EventKind",
+    "Heartbeat",
+    "OrderEvent",
+    "Pong",
+    "ScoreEvent",
+    "ServerError",
+    "Subscribed",
+    "UnknownMessage",
+    "Unsubscribed",
+]
+
+P = TypeVar("P")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class EventKind(str, Enum):
+    """The ``event`` of a broadcast. An unknown kind stays a plain ``str``."""
+
+    INSERT = "INSERT"
+    UPDATE = "UPDATE"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen(slots=True)
+class Broadcast(Generic[P]):
+    """Base of the five data events.
+
+    ``changes`` maps each attribute named in ``old`` to ``(old value, new value)``; a field the
+    payload does not carry reads as ``None`` on the new side.
+    """
+
+    channel: ClassVar[str] = ""
+    event: EventKind | str
+    payload: P
+    old: Mapping[str, Any] = _EMPTY
+    received_at: float = attrs.field(default=0.0, eq=False, repr=False)
+
+    @property
+    def changes(self) -> Mapping[str, tuple[Any, Any]]:
+        payload = self.payload
+        return MappingProxyType(
+            {name: (value, getattr(payload, name, None)) for name, value in self.old.items()}
+        )
+
+
+@attrs.frozen(slots=True)
+class OrderEvent(Broadcast[Order]):
+    """Channel ``orders``: placement, status changes and fills of your exchange orders."""
+
+    channel: ClassVar[str] = "orders"
+
+
+@attrs.frozen(slots=True)
+class BetEvent(Broadcast[Bet]):
+    """Channel ``bets``: hedge bet placement, confirmation and settlement."""
+
+    channel: ClassVar[str] = "bets"
+
+
+@attrs.frozen(slots=True)
+class AccountEvent(Broadcast[Account]):
+    """Channel ``accounts``: balance and status of your exchange accounts."""
+
+    channel: ClassVar[str] = "accounts"
+
+
+@attrs.frozen(slots=True)
+class ScoreEvent(Broadcast[Score]):
+    """Channel ``scores``: live scores (global)."""
+
+    channel: ClassVar[str] = "scores"
+
+
+@attrs.frozen(slots=True)
+class EmergencyEvent(Broadcast[Emergency]):
+    """Channel ``emergency``: emergency mode on or off (global). Delivered ahead of a backlog."""
+
+    channel: ClassVar[str] = "emergency"
+
+
+@attrs.frozen(slots=True)
+class Subscribed:
+    """The server confirmed the subscription (``subscriptionId`` or ``subscription_id``)."""
+
+    subscription_id: int | str | None
+    channels: tuple[str, ...]
+
+
+@attrs.frozen(slots=True)
+class Unsubscribed:
+    """We sent ``unsubscribe``: no more data will come on this connection."""
+
+
+@attrs.frozen(slots=True)
+class Pong:
+    """The server answered our ping. ``rtt`` is in seconds when a ping was outstanding."""
+
+    rtt: float | None = None
+
+
+@attrs.frozen(slots=True)
+class Heartbeat:
+    """The server's periodic heartbeat (every 60 s by the docs)."""
+
+
+@attrs.frozen(slots=True)
+class ServerError:
+    """An error frame from the server, as an event (the exception is ``error``).
+
+    Exported at the top level as ``mmws.ServerErrorEvent`` because ``mmws.ServerError`` is
+    the exception class.
+    """
+
+    message: str
+    code: str | None = None
+    error: Exception | None = attrs.field(default=None, eq=False)
+
+
+@attrs.frozen(slots=True)
+class UnknownMessage:
+    """A well-formed frame we do not know (a new ``type``, or a broadcast on a new channel)."""
+
+    raw: Mapping[str, Any]
+
+    @property
+    def type(self) -> Any:
+        return self.raw.get("type")

@@ -1,0 +1,301 @@
+"""The Sans-I/O core of the MM WebSocket: text in, events and text out, no I/O, no clock.
+
+::
+
+    proto = MMProtocol()
+    proto.subscribe(api_key, ["orders", "bets"], now=clock())
+    for text in proto.data_to_send(): ws.send(text)
+    proto.receive_text(frame, now=clock())      # may raise RemoteProtocolError
+    for event in proto.events_received(): ...
+    if proto.keepalive.dead(now=clock()): ...    # pong overdue or server silent
+
+State table (anything else raises ``LocalProtocolError``)::
+
+    IDLE        --subscribe-->        SUBSCRIBING
+    SUBSCRIBING --subscribed-->       SUBSCRIBED
+    SUBSCRIBING --error frame-->      FAILED
+    SUBSCRIBED  --unsubscribe-->      UNSUBSCRIBED
+    any         --connection_lost-->  CLOSED
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from enum import Enum
+from typing import Any, Final
+
+from mmws._codec import ModelCodec, model_codec
+from mmws._keepalive import Keepalive
+from mmws._secret import Secret
+from mmws.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectionLimitError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from mmws.errors import ServerError as ServerErrorException
+from mmws.mm.events import (
+    AccountEvent,
+    BetEvent,
+    Broadcast,
+    EmergencyEvent,
+    EventKind,
+    Heartbeat,
+    OrderEvent,
+    Pong,
+    ScoreEvent,
+    ServerError,
+    Subscribed,
+    UnknownMessage,
+    Unsubscribed,
+)
+from mmws.mm.models import Account, Bet, Emergency, Order, Score
+
+__all__ = [
+    "CHANNELS",
+    "MMProtocol",
+    "MMState",
+    "classify_error",
+    "validate_api_key",
+    "validate_channels",
+]
+
+CHANNELS: Final = ("orders", "bets", "accounts", "scores", "emergency")
+
+_BROADCASTS: Final[dict[str, tuple[type[Broadcast[Any]], ModelCodec]]] = {
+    "orders": (OrderEvent, model_codec(Order, {"orderId": "id"})),
+    "bets": (BetEvent, model_codec(Bet, {"betId": "id"})),
+    "accounts": (AccountEvent, model_codec(Account)),
+    "scores": (ScoreEvent, model_codec(Score)),
+    "emergency": (EmergencyEvent, model_codec(Emergency)),
+}
+_KINDS: Final = {k.value: k for k in EventKind}
+
+
+class MMState(str, Enum):
+    IDLE = "IDLE"
+    SUBSCRIBING = "SUBSCRIBING"
+    SUBSCRIBED = "SUBSCRIBED"
+    UNSUBSCRIBED = "UNSUBSCRIBED"
+    FAILED = "FAILED"
+    CLOSED = "CLOSED"
+
+
+_TRANSITIONS: Final[dict[tuple[MMState, str], MMState]] = {
+    (MMState.IDLE, "subscribe"): MMState.SUBSCRIBING,
+    (MMState.SUBSCRIBING, "subscribed"): MMState.SUBSCRIBED,
+    (MMState.SUBSCRIBING, "error"): MMState.FAILED,
+    (MMState.SUBSCRIBED, "unsubscribe"): MMState.UNSUBSCRIBED,
+}
+
+
+def validate_api_key(api_key: str | Secret) -> Secret:
+    """The key as a :class:`Secret`; ``ConfigError`` (never showing the key) if not a UUID."""
+    raw = api_key.reveal() if isinstance(api_key, Secret) else api_key
+    if not isinstance(raw, str):
+        raise ConfigError(f"api_key must be a string (a UUID), got {type(raw).__name__}")
+    try:
+        uuid.UUID(raw)
+    except ValueError:
+        raise ConfigError(
+            f"api_key is not a valid UUID ({len(raw)} characters; the key is not shown)"
+        ) from None
+    return Secret(raw)
+
+
+def validate_channels(channels: Iterable[str]) -> tuple[str, ...]:
+    """The channels as a tuple in the caller's order, without repeats; ``ConfigError`` if bad."""
+    if isinstance(channels, str):
+        channels = [c.strip() for c in channels.split(",")]
+    out: list[str] = []
+    for channel in channels:
+        if channel not in CHANNELS:
+            raise ConfigError(
+                f"unknown MM channel {channel!r}; valid channels are {', '.join(CHANNELS)}"
+            )
+        if channel not in out:
+            out.append(channel)
+    if not out:
+        raise ConfigError(f"no channels given; valid channels are {', '.join(CHANNELS)}")
+    return tuple(out)
+
+
+def classify_error(message: str, code: str | None = None) -> ServerErrorException:
+    """Map the documented MM error texts to exception classes (both doc spellings)."""
+    text = message.lower().replace("_", "")
+    if "apikey required" in text or "invalid apikey" in text or "invalid api key" in text:
+        return AuthenticationError(message, code)
+    if "connection limit" in text:
+        return ConnectionLimitError(message, code)
+    return ServerErrorException(message, code)
+
+
+def _error_text(msg: Mapping[str, Any]) -> str:
+    for key in ("message", "error", "detail"):
+        value = msg.get(key)
+        if value is not None:
+            return value if isinstance(value, str) else json.dumps(value)
+    return "error frame without a message"
+
+
+class MMProtocol:
+    """The MM protocol state machine for one connection. Not thread-safe: one lock outside.
+
+    ``legacy_field_names=True`` sends ``api_key`` (the docs before 2026-04-18) instead of
+    ``apiKey``. Both ``subscriptionId`` and ``subscription_id`` are read.
+    """
+
+    def __init__(
+        self,
+        *,
+        legacy_field_names: bool = False,
+        keepalive: Keepalive | None = None,
+    ) -> None:
+        self.legacy_field_names = legacy_field_names
+        self.keepalive = keepalive if keepalive is not None else Keepalive()
+        self.state = MMState.IDLE
+        self.channels: tuple[str, ...] = ()
+        self.subscription_id: int | str | None = None
+        self._outgoing: list[str] = []
+        self._events: list[Any] = []
+
+    def __repr__(self) -> str:
+        return f"<MMProtocol state={self.state.value} channels={list(self.channels)}>"
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """The connection just opened: start the keepalive clocks."""
+        self.keepalive.start(now)
+
+    def subscribe(self, api_key: str | Secret, channels: Sequence[str]) -> None:
+        """Queue the subscribe command. Validates the key and channels first (``ConfigError``)."""
+        key = validate_api_key(api_key)
+        chans = validate_channels(channels)
+        self._transition("subscribe")
+        self.channels = chans
+        field = "api_key" if self.legacy_field_names else "apiKey"
+        self._outgoing.append(
+            json.dumps({"type": "subscribe", field: key.reveal(), "channels": list(chans)})
+        )
+
+    def ping(self, now: float) -> None:
+        """Queue a ping and start the pong clock."""
+        if self.state in (MMState.CLOSED, MMState.FAILED):
+            raise LocalProtocolError(f"cannot ping in state {self.state.value}")
+        self._outgoing.append('{"type": "ping"}')
+        self.keepalive.ping_sent(now)
+
+    def unsubscribe(self) -> None:
+        """Queue ``unsubscribe``; no more data will be delivered on this connection."""
+        self._transition("unsubscribe")
+        self._outgoing.append('{"type": "unsubscribe"}')
+        self._events.append(Unsubscribed())
+
+    def connection_lost(self) -> None:
+        self.state = MMState.CLOSED
+
+    # -- I/O surface ------------------------------------------------------------------------
+
+    def data_to_send(self) -> list[str]:
+        """The texts to send, in order; the buffer is emptied."""
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def events_received(self) -> list[Any]:
+        """The events decoded so far, in order; the buffer is emptied."""
+        out, self._events = self._events, []
+        return out
+
+    def receive_text(self, text: str | bytes, now: float) -> None:
+        """Decode one frame. Raises only :class:`RemoteProtocolError`; the next frame decodes
+        normally after it."""
+        self.keepalive.last_received = now
+        try:
+            msg = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise RemoteProtocolError(f"frame is not valid JSON: {exc}", _preview(text)) from None
+        if type(msg) is not dict:
+            raise RemoteProtocolError(
+                f"frame is a JSON {type(msg).__name__}, not an object", _preview(text)
+            )
+        kind = msg.get("type")
+        if kind == "broadcast":
+            self._events.append(self._broadcast(msg, text, now))
+        elif kind == "pong":
+            self._events.append(Pong(self.keepalive.pong_received(now)))
+        elif kind == "heartbeat":
+            self._events.append(Heartbeat())
+        elif kind == "subscribed":
+            self._subscribed(msg)
+        elif kind == "error":
+            self._error(msg)
+        elif kind is None:
+            raise RemoteProtocolError("frame has no 'type' field", _preview(text))
+        else:
+            self._events.append(UnknownMessage(msg))
+
+    # -- private ----------------------------------------------------------------------------
+
+    def _transition(self, what: str) -> None:
+        new = _TRANSITIONS.get((self.state, what))
+        if new is None:
+            raise LocalProtocolError(f"cannot {what} in state {self.state.value}")
+        self.state = new
+
+    def _broadcast(self, msg: dict[str, Any], text: str | bytes, now: float) -> Any:
+        channel = msg.get("channel")
+        entry = _BROADCASTS.get(channel)  # type: ignore[arg-type]
+        if entry is None:
+            return UnknownMessage(msg)
+        event_cls, codec = entry
+        payload = msg.get("payload")
+        if type(payload) is not dict:
+            raise RemoteProtocolError(
+                f"{channel} broadcast: 'payload' is {type(payload).__name__}, not an object",
+                _preview(text),
+            )
+        old = msg.get("old")
+        try:
+            model = codec.structure(payload)
+            if old:
+                if type(old) is not dict:
+                    raise TypeError(f"'old' is {type(old).__name__}, not an object")
+                old = codec.structure_old(old)
+            else:
+                old = _NO_OLD
+        except (TypeError, ValueError, KeyError) as exc:
+            detail = exc.args[0] if exc.args else exc
+            raise RemoteProtocolError(f"{channel} broadcast: {detail}", _preview(text)) from None
+        kind = msg.get("event")
+        return event_cls(_KINDS.get(kind, kind), model, old, now)  # type: ignore[arg-type]
+
+    def _subscribed(self, msg: Mapping[str, Any]) -> None:
+        sub_id = msg.get("subscriptionId", msg.get("subscription_id"))
+        channels = msg.get("channels")
+        chans = tuple(channels) if isinstance(channels, list) else self.channels
+        if self.state is MMState.SUBSCRIBING:
+            self.state = MMState.SUBSCRIBED
+        self.subscription_id = sub_id
+        self._events.append(Subscribed(sub_id, chans))
+
+    def _error(self, msg: Mapping[str, Any]) -> None:
+        text = _error_text(msg)
+        code = msg.get("code")
+        code = code if isinstance(code, str) else None
+        error = classify_error(text, code)
+        if self.state is MMState.SUBSCRIBING:
+            self.state = MMState.FAILED
+        self._events.append(ServerError(text, code, error))
+
+
+_NO_OLD: Final[Mapping[str, Any]] = Broadcast.__attrs_attrs__.old.default  # type: ignore[attr-defined]
+
+
+def _preview(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        return text[:200].decode("utf-8", "replace")
+    return text[:200]
