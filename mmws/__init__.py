@@ -1,1 +1,115 @@
-"""mmws"""
+"""mmws: a synchronous, thread-based client for the 55-tech MM and Soccer Football Info
+WebSockets. Typed, frozen events arrive in one ordered, bounded queue; no asyncio anywhere.
+
+Start with :class:`MMClient` (market making) or :class:`FeedClient` (the match feed).
+"""
+
+from mmws._client import Health
+from mmws._version import __version__
+from mmws.errors import (
+    AuthenticationError,
+    ClientClosed,
+    ConfigError,
+    ConnectError,
+    ConnectionClosed,
+    ConnectionLimitError,
+    HeartbeatTimeout,
+    LocalProtocolError,
+    MmwsError,
+    ProtocolError,
+    RemoteProtocolError,
+    ServerError,
+    SubscriptionError,
+    TransportError,
+    TransportTimeout,
+)
+from mmws.lifecycle import (
+    Closed,
+    Connected,
+    Disconnected,
+    LifecycleEvent,
+    MalformedFrame,
+    Overflow,
+    Reconnecting,
+    Stale,
+)
+from mmws.mm.events import (
+    AccountEvent,
+    BetEvent,
+    Broadcast,
+    EmergencyEvent,
+    EventKind,
+    Heartbeat,
+    OrderEvent,
+    Pong,
+    ScoreEvent,
+    Subscribed,
+    UnknownMessage,
+    Unsubscribed,
+)
+from mmws.mm.events import ServerError as ServerErrorEvent
+from mmws.mm.models import (
+    Account,
+    Bet,
+    BetStatus,
+    Emergency,
+    MatchedStatus,
+    Order,
+    OrderStatus,
+    Score,
+    SettlementStatus,
+)
+from mmws.mm.client import MMClient
+from mmws.mm.protocol import MMProtocol
+
+__all__ = [
+    "Account",
+    "AccountEvent",
+    "AuthenticationError",
+    "Bet",
+    "BetEvent",
+    "BetStatus",
+    "Broadcast",
+    "ClientClosed",
+    "Closed",
+    "ConfigError",
+    "ConnectError",
+    "Connected",
+    "ConnectionClosed",
+    "ConnectionLimitError",
+    "Disconnected",
+    "Emergency",
+    "EmergencyEvent",
+    "EventKind",
+    "Health",
+    "Heartbeat",
+    "HeartbeatTimeout",
+    "LifecycleEvent",
+    "LocalProtocolError",
+    "MMClient",
+    "MMProtocol",
+    "MalformedFrame",
+    "MatchedStatus",
+    "MmwsError",
+    "Order",
+    "OrderEvent",
+    "OrderStatus",
+    "Overflow",
+    "Pong",
+    "ProtocolError",
+    "Reconnecting",
+    "RemoteProtocolError",
+    "Score",
+    "ScoreEvent",
+    "ServerError",
+    "ServerErrorEvent",
+    "SettlementStatus",
+    "Stale",
+    "Subscribed",
+    "SubscriptionError",
+    "TransportError",
+    "TransportTimeout",
+    "UnknownMessage",
+    "Unsubscribed",
+    "__version__",
+]

@@ -63,28 +63,31 @@ def _kind(value: Any) -> str:
 
 def _int(value: Any, _: Any = None) -> int | None:
     if value is None or (type(value) is int):
-        return value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return,unused-ignore]
     raise TypeError(f"expected an integer, got {_kind(value)} {value!r:.40}")
 
 
 def _float(value: Any, _: Any = None) -> float | None:
     tp = type(value)
     if tp is float or value is None:
-        return value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return,unused-ignore]
     if tp is int:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"number too large for a float: {value!r:.40}") from None
     raise TypeError(f"expected a number, got {_kind(value)} {value!r:.40}")
 
 
 def _bool(value: Any, _: Any = None) -> bool | None:
     if value is None or type(value) is bool:
-        return value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return,unused-ignore]
     raise TypeError(f"expected true or false, got {_kind(value)} {value!r:.40}")
 
 
 def _str(value: Any, _: Any = None) -> str | None:
     if value is None or type(value) is str:
-        return value  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return,unused-ignore]
     raise TypeError(f"expected a string, got {_kind(value)} {value!r:.40}")
 
 
@@ -104,7 +107,10 @@ def parse_timestamp(value: Any, _: Any = None) -> datetime | None:
         return parsed
     if tz is None:
         return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"timestamp out of range in UTC: {value!r:.40}") from None
 
 
 def _mapping(value: Any, _: Any = None) -> Mapping[str, Any] | None:
@@ -152,6 +158,14 @@ def _hook_for(tp: Any) -> Hook:
     raise TypeError(f"no wire rule for {tp!r}")  # a bug in a model, caught by the tests
 
 
+def _is_enum_field(tp: Any) -> bool:
+    return any(isinstance(a, type) and issubclass(a, Enum) for a in getattr(tp, "__args__", ()))
+
+
+def _enum_value(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
 def _unstructure_datetime(value: datetime) -> str:
     text = value.astimezone(timezone.utc).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
@@ -194,7 +208,16 @@ class ModelCodec:
         self.wire_to_rule = {r.wire: r for r in self.rules}
         self.known = frozenset(self.wire_to_rule)
         self.identity = dict(identity_aliases or {})
-        overrides = {r.name: override(rename=r.wire, struct_hook=r.hook) for r in self.rules}
+        overrides: dict[str, Any] = {
+            r.name: override(rename=r.wire, struct_hook=r.hook) for r in self.rules
+        }
+        # cattrs passes ``Enum | str`` unions through untouched; write the plain value.
+        dump_overrides: dict[str, Any] = {
+            f.name: override(rename=camel(f.name), unstruct_hook=_enum_value)
+            if _is_enum_field(f.type)
+            else override(rename=camel(f.name))
+            for f in fields
+        }
         # The generated function reads ``extra`` from a key no wire frame can carry, so the
         # rare frame with unknown keys costs one dict copy instead of an attrs.evolve().
         self._build = make_dict_structure_fn(
@@ -205,13 +228,13 @@ class ModelCodec:
             converter,
             _cattrs_omit_if_default=True,
             extra=override(omit=True),
-            **{r.name: override(rename=r.wire) for r in self.rules},
+            **dump_overrides,
         )
         converter.register_structure_hook(cls, self.structure)
         converter.register_unstructure_hook(cls, self.unstructure)
 
     def structure(self, data: Mapping[str, Any], _: Any = None) -> Any:
-        """Wire mapping -> model. Raises ``TypeError``/``ValueError``/``KeyError`` naming the key."""
+        """Wire mapping -> model; ``TypeError``, ``ValueError`` or ``KeyError`` names the key."""
         for wire, alias in self.identity.items():
             if wire not in data and alias in data:
                 data = {**data, wire: data[alias]}

@@ -24,6 +24,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, Final
 
 from mmws._codec import ModelCodec, model_codec
@@ -73,6 +74,7 @@ _BROADCASTS: Final[dict[str, tuple[type[Broadcast[Any]], ModelCodec]]] = {
     "emergency": (EmergencyEvent, model_codec(Emergency)),
 }
 _KINDS: Final = {k.value: k for k in EventKind}
+_NO_OLD: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 class MMState(str, Enum):
@@ -248,7 +250,7 @@ class MMProtocol:
 
     def _broadcast(self, msg: dict[str, Any], text: str | bytes, now: float) -> Any:
         channel = msg.get("channel")
-        entry = _BROADCASTS.get(channel)  # type: ignore[arg-type]
+        entry = _BROADCASTS.get(channel) if type(channel) is str else None
         if entry is None:
             return UnknownMessage(msg)
         event_cls, codec = entry
@@ -259,19 +261,23 @@ class MMProtocol:
                 _preview(text),
             )
         old = msg.get("old")
+        kind = msg.get("event")
         try:
+            if type(kind) is str:
+                kind = _KINDS.get(kind, kind)
+            elif kind is not None:
+                raise TypeError(f"'event' is {type(kind).__name__}, not a string")
             model = codec.structure(payload)
-            if old:
-                if type(old) is not dict:
-                    raise TypeError(f"'old' is {type(old).__name__}, not an object")
-                old = codec.structure_old(old)
-            else:
+            if old is None:
                 old = _NO_OLD
+            elif type(old) is not dict:
+                raise TypeError(f"'old' is {type(old).__name__}, not an object")
+            else:
+                old = codec.structure_old(old) if old else _NO_OLD
         except (TypeError, ValueError, KeyError) as exc:
             detail = exc.args[0] if exc.args else exc
             raise RemoteProtocolError(f"{channel} broadcast: {detail}", _preview(text)) from None
-        kind = msg.get("event")
-        return event_cls(_KINDS.get(kind, kind), model, old, now)  # type: ignore[arg-type]
+        return event_cls(kind, model, old, now)  # type: ignore[arg-type]
 
     def _subscribed(self, msg: Mapping[str, Any]) -> None:
         sub_id = msg.get("subscriptionId", msg.get("subscription_id"))
@@ -292,7 +298,6 @@ class MMProtocol:
         self._events.append(ServerError(text, code, error))
 
 
-_NO_OLD: Final[Mapping[str, Any]] = Broadcast.__attrs_attrs__.old.default  # type: ignore[attr-defined]
 
 
 def _preview(text: str | bytes) -> str:

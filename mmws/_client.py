@@ -1,0 +1,586 @@
+"""The machinery both clients share: connect, reader and keepalive threads, reconnect loop,
+delivery, health and close. ``MMClient`` and ``FeedClient`` only add their protocol core,
+their handshake and their delivery policy.
+
+Threads (all daemon, all named, all belonging to one client and joined by ``close()``):
+
+- ``mmws-reader``: receives, decodes through the protocol core, enqueues. It also owns
+  reconnecting, as a loop: it is the only thread that opens connections after ``connect()``,
+  so two live connections can never exist. It never runs user code.
+- ``mmws-keepalive``: sleeps until the next keepalive deadline (an idle client uses no CPU),
+  sends pings, and declares the connection dead when a pong or the server's heartbeat is
+  overdue: it then queues ``Stale`` and aborts the socket, which wakes the reader.
+- ``mmws-dispatch`` (only with ``on_event=``): takes events from the queue and calls the
+  callback, so a slow callback never starves the reader or the keepalive.
+
+One lock (``_lock``) guards the protocol core and the session; no user code and no blocking
+I/O runs under it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from types import MappingProxyType, TracebackType
+from typing import Any, Protocol, TypeVar
+
+import attrs
+
+from mmws._backoff import Backoff, Decision, classify
+from mmws._delivery import EventQueue, Lane
+from mmws._keepalive import Keepalive
+from mmws._secret import redact
+from mmws._transport import ConnectTimeout, Transport, TransportOptions
+from mmws.errors import (
+    ClientClosed,
+    ConfigError,
+    ConnectionClosed,
+    MmwsError,
+    RemoteProtocolError,
+    TransportTimeout,
+)
+from mmws.lifecycle import (
+    Closed,
+    Connected,
+    Disconnected,
+    MalformedFrame,
+    Reconnecting,
+    Stale,
+)
+
+__all__ = ["Health", "StreamClient"]
+
+log = logging.getLogger("mmws.client")
+
+C = TypeVar("C", bound="StreamClient")
+
+
+class ProtocolCore(Protocol):
+    """What the machinery needs of a Sans-I/O protocol core."""
+
+    keepalive: Keepalive
+
+    def start(self, now: float) -> None: ...
+    def receive_text(self, text: str | bytes, now: float) -> None: ...
+    def events_received(self) -> list[Any]: ...
+    def data_to_send(self) -> list[str]: ...
+    def ping(self, now: float) -> None: ...
+    def connection_lost(self) -> None: ...
+
+
+@attrs.frozen(slots=True)
+class Health:
+    """An immutable snapshot of a client, safe to log: no secret is in it."""
+
+    state: str
+    url: str
+    connected_since: datetime | None
+    last_message_at: datetime | None
+    reconnects: int
+    queue_depth: int
+    dropped: Mapping[str, int]
+    last_rtt: float | None
+    last_error: str | None
+    clock_offset: float | None = None
+    subscriptions: tuple[str, ...] = ()
+
+
+class _Session:
+    """One open connection and its protocol core."""
+
+    __slots__ = ("dead", "opened_at", "protocol", "transport")
+
+    def __init__(self, transport: Transport, protocol: ProtocolCore, opened_at: float) -> None:
+        self.transport = transport
+        self.protocol = protocol
+        self.opened_at = opened_at
+        self.dead: MmwsError | None = None
+
+
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _wall(mono: float | None) -> datetime | None:
+    if mono is None:
+        return None
+    return datetime.fromtimestamp(time.time() - (time.monotonic() - mono), tz=timezone.utc)
+
+
+class StreamClient:
+    """Base of :class:`mmws.MMClient` and :class:`mmws.FeedClient`. Not for direct use."""
+
+    _lanes: Mapping[type, Lane] = MappingProxyType({})
+    _keepalive_events: tuple[type, ...] = ()
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        ping_interval: float | None = 30.0,
+        pong_timeout: float = 10.0,
+        heartbeat_timeout: float | None = None,
+        connect_timeout: float = 10.0,
+        reconnect: bool = True,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        backoff_reset_after: float = 60.0,
+        maxsize: int = 10_000,
+        on_event: Callable[[Any], object] | None = None,
+        deliver_keepalive: bool = False,
+        ssl_context: Any = None,
+        ca_file: str | None = None,
+        verify_tls: bool = True,
+        proxy_host: str | None = None,
+        proxy_port: int | None = None,
+        proxy_auth: tuple[str, str] | None = None,
+        proxy_type: str = "http",
+        io_timeout: float = 10.0,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+            shown = redact(url, *secrets) if isinstance(url, str) else type(url).__name__
+            raise ConfigError(f"url must start with ws:// or wss://, got {shown!r}")
+        if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
+            raise ConfigError(f"maxsize must be a positive integer, got {maxsize!r}")
+        if on_event is not None and not callable(on_event):
+            raise ConfigError(f"on_event must be callable, got {type(on_event).__name__}")
+        self._url = url
+        self._secrets = tuple(s for s in secrets if s)
+        self._keepalive_args = (
+            None if ping_interval is None else _positive("ping_interval", ping_interval),
+            _positive("pong_timeout", pong_timeout),
+            None
+            if heartbeat_timeout is None
+            else _positive("heartbeat_timeout", heartbeat_timeout),
+        )
+        self._connect_timeout = _positive("connect_timeout", connect_timeout)
+        self._reconnect = bool(reconnect)
+        self._backoff = Backoff(
+            _positive("backoff_base", backoff_base), _positive("backoff_cap", backoff_cap)
+        )
+        self._backoff_reset_after = _positive("backoff_reset_after", backoff_reset_after)
+        self._transport_options = TransportOptions(
+            connect_timeout=self._connect_timeout,
+            io_timeout=_positive("io_timeout", io_timeout),
+            ssl_context=ssl_context,
+            ca_file=ca_file,
+            verify_tls=verify_tls,
+            proxy_host=proxy_host,
+            proxy_port=proxy_port,
+            proxy_auth=proxy_auth,
+            proxy_type=proxy_type,
+        )
+        if not verify_tls:
+            log.warning(
+                "%s created with verify_tls=False: TLS certificates will NOT be checked",
+                type(self).__name__,
+            )
+        self._deliver_keepalive = deliver_keepalive
+        self._on_event = on_event
+        self._queue = EventQueue(maxsize, self._lanes, self._coalesce_key)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self._session: _Session | None = None
+        self._threads: list[threading.Thread] = []
+        self._state = "idle"
+        self._closing = False
+        self._finished = False
+        self._connected_since: float | None = None
+        self._last_message: float | None = None
+        self._last_rtt: float | None = None
+        self._last_error: str | None = None
+        self._reconnects = 0
+
+    # -- public API -------------------------------------------------------------------------
+
+    def connect(self: C) -> C:
+        """Open the connection and block until the server confirms the subscription.
+
+        Raises ``ConfigError`` before any network use for bad settings,
+        ``AuthenticationError`` for rejected credentials (never retried),
+        ``ConnectionLimitError``, and ``ConnectError`` when the host cannot be reached or the
+        handshake fails (``ConnectTimeout`` when ``connect_timeout`` ran out). Calling it on a
+        connected client does nothing; on a closed client it raises ``ClientClosed``."""
+        with self._lock:
+            if self._closing:
+                raise ClientClosed("this client was closed; create a new one")
+            if self._threads:
+                return self
+            self._state = "connecting"
+        try:
+            session, events = self._open_session(0)
+        except BaseException as exc:
+            with self._lock:
+                self._state = "idle"
+                self._last_error = str(exc)
+            raise
+        with self._lock:
+            if self._stop.is_set():  # close() was called from another thread meanwhile
+                session.transport.close(timeout=0.2)
+                raise ClientClosed("the client was closed while connecting")
+            self._install(session)
+        self._queue.put_many(events)
+        self._start_thread("reader", self._run_reader)
+        self._start_thread("keepalive", self._run_keepalive)
+        if self._on_event is not None:
+            self._start_thread("dispatch", self._run_dispatch)
+        return self
+
+    @property
+    def queue(self) -> EventQueue:
+        """The event queue itself: ``get``, ``get_nowait``, ``qsize``, ``empty``."""
+        return self._queue
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The next event, waiting up to ``timeout`` seconds (forever if ``None``).
+
+        Raises ``queue.Empty`` on timeout, like ``queue.Queue``. Once the client is closed
+        and every event was taken, raises the fatal error that closed it, or
+        ``ClientClosed``."""
+        return self._queue.get(True, timeout)
+
+    def get_nowait(self) -> Any:
+        """The next event if one is queued, else ``queue.Empty`` at once."""
+        return self._queue.get(False)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Every event, blocking; ends after the final ``Closed`` event."""
+        while True:
+            try:
+                event = self._queue.get(True, None)
+            except MmwsError:
+                return
+            yield event
+            if type(event) is Closed:
+                return
+
+    def health(self) -> Health:
+        """A snapshot of the connection: state, times, counters, queue depth, last error."""
+        with self._lock:
+            session = self._session
+            offset = getattr(session.protocol, "clock_offset", None) if session else None
+            return Health(
+                state=self._state,
+                url=redact(self._url, *self._secrets),
+                connected_since=_wall(self._connected_since),
+                last_message_at=_wall(self._last_message),
+                reconnects=self._reconnects,
+                queue_depth=self._queue.qsize(),
+                dropped=MappingProxyType(dict(self._queue.dropped)),
+                last_rtt=self._last_rtt,
+                last_error=self._last_error,
+                clock_offset=offset,
+                subscriptions=self._subscription_names(),
+            )
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop: unsubscribe (best effort), close the socket and join every thread.
+
+        Idempotent. Returns within ``timeout`` seconds even when the server is stalled.
+        Events already queued stay readable; then ``get()`` raises ``ClientClosed``."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._lock:
+            first = not self._closing
+            self._closing = True
+            session = self._session
+            goodbye = self._goodbye(session) if first and session and not session.dead else []
+            self._wake.notify_all()
+        self._stop.set()
+        if first:
+            if session is not None:
+                transport = session.transport
+                transport.settimeout(max(0.05, min(1.0, deadline - time.monotonic())))
+                for text in goodbye:
+                    try:
+                        transport.send(text)
+                    except MmwsError:
+                        break
+                transport.close(timeout=max(0.05, min(0.5, deadline - time.monotonic())))
+            self._queue.abort_producers()
+        current = threading.current_thread()
+        for thread in self._threads:
+            if thread is not current:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self._finish(None)
+
+    def __enter__(self: C) -> C:
+        return self.connect()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} url={redact(self._url, *self._secrets)!r} "
+            f"state={self._state}>"
+        )
+
+    # -- hooks for subclasses ---------------------------------------------------------------
+
+    def _new_protocol(self) -> ProtocolCore:
+        raise NotImplementedError
+
+    def _open_url(self) -> str:
+        """The URL for the next connection attempt (the feed asks its token provider)."""
+        return self._url
+
+    def _handshake(self, session: _Session, deadline: float) -> list[Any]:
+        """Subscribe on a fresh connection and wait for the confirmation; return the events
+        to deliver. Raise an ``MmwsError`` to fail the attempt."""
+        raise NotImplementedError
+
+    def _goodbye(self, session: _Session) -> list[str]:
+        """Texts to send before closing (called under the lock)."""
+        return []
+
+    def _handshake_closed(self, error: ConnectionClosed) -> MmwsError:
+        """What a close during the handshake means (MM: 1008 means the key was refused)."""
+        return error
+
+    def _subscription_names(self) -> tuple[str, ...]:
+        return ()
+
+    @staticmethod
+    def _coalesce_key(event: Any) -> Hashable:
+        return id(event)
+
+    # -- private: connections --------------------------------------------------------------
+
+    def _keepalive_for_new_protocol(self) -> Keepalive:
+        ping, pong, heartbeat = self._keepalive_args
+        return Keepalive(ping_interval=ping, pong_timeout=pong, heartbeat_timeout=heartbeat)
+
+    def _open_session(self, attempt: int) -> tuple[_Session, list[Any]]:
+        deadline = time.monotonic() + self._connect_timeout
+        transport = Transport.open(
+            self._open_url(), self._transport_options, self._secrets, self._connect_timeout
+        )
+        protocol = self._new_protocol()
+        now = time.monotonic()
+        protocol.start(now)
+        session = _Session(transport, protocol, now)
+        try:
+            events = self._handshake(session, deadline)
+        except BaseException:
+            transport.close(timeout=0.2)
+            raise
+        transport.settimeout(self._transport_options.io_timeout)
+        log.info("connected to %s (attempt %d)", transport.url, attempt)
+        return session, [Connected(transport.url, attempt), *events]
+
+    def _handshake_read(self, session: _Session, deadline: float) -> list[Any]:
+        """Read one frame during the handshake, within ``deadline``; return its events."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ConnectTimeout(
+                f"no confirmation from {session.transport.url} within "
+                f"connect_timeout={self._connect_timeout:g} s"
+            )
+        session.transport.settimeout(left)
+        try:
+            data = session.transport.recv()
+        except TransportTimeout:
+            raise ConnectTimeout(
+                f"no confirmation from {session.transport.url} within "
+                f"connect_timeout={self._connect_timeout:g} s"
+            ) from None
+        except ConnectionClosed as exc:
+            raise self._handshake_closed(exc) from None
+        return self._decode(session, data, time.monotonic())
+
+    def _send(self, session: _Session) -> None:
+        with self._lock:
+            texts = session.protocol.data_to_send()
+        for text in texts:
+            session.transport.send(text)
+
+    def _decode(self, session: _Session, data: bytes | str, now: float) -> list[Any]:
+        with self._lock:
+            try:
+                session.protocol.receive_text(data, now)
+            except RemoteProtocolError as exc:
+                events = session.protocol.events_received()
+                events.append(MalformedFrame(exc))
+                return events
+            return session.protocol.events_received()
+
+    def _install(self, session: _Session) -> None:
+        """Make ``session`` current (the lock is held)."""
+        self._session = session
+        self._state = "connected"
+        self._connected_since = session.opened_at
+        self._last_message = session.opened_at
+        self._wake.notify_all()
+
+    def _start_thread(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=f"mmws-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _finish(self, error: MmwsError | None) -> None:
+        """Queue the final ``Closed`` event once, and close the queue."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            self._closing = True
+            self._state = "closed"
+            if error is not None:
+                self._last_error = str(error)
+            self._wake.notify_all()
+        self._stop.set()
+        self._queue.put_control(Closed(error))
+        self._queue.close(error)
+        if error is not None:
+            log.error("%s closed by a fatal error: %s", type(self).__name__, error)
+
+    # -- private: the reader thread ---------------------------------------------------------
+
+    def _run_reader(self) -> None:
+        session: _Session | None = self._session
+        while session is not None:
+            error = self._read_loop(session)
+            session.transport.close(timeout=0.1)
+            with self._lock:
+                session.protocol.connection_lost()
+                self._session = None
+                if self._closing:
+                    return
+                self._state = "reconnecting" if self._reconnect else "closed"
+                if session.dead is not None:
+                    error = session.dead
+                self._last_error = str(error)
+            if time.monotonic() - session.opened_at >= self._backoff_reset_after:
+                self._backoff.reset()
+            decision = classify(error)
+            will_reconnect = self._reconnect and decision is not Decision.FATAL
+            log.warning("disconnected from %s: %s", session.transport.url, error)
+            self._queue.put_control(Disconnected(str(error), will_reconnect, error))
+            if not will_reconnect:
+                self._finish(error if decision is Decision.FATAL else None)
+                return
+            session = self._reconnect_loop(decision)
+
+    def _read_loop(self, session: _Session) -> MmwsError:
+        """Read until the connection ends; return why it ended."""
+        recv = session.transport.recv
+        frame_ready = session.transport.frame_ready
+        decode = self._decode
+        put_many = self._queue.put_many
+        monotonic = time.monotonic
+        hidden = () if self._deliver_keepalive else self._keepalive_events
+        batch: list[Any] = []
+        while True:
+            try:
+                data = recv()
+            except TransportTimeout:
+                continue  # a quiet line; liveness is the keepalive thread's business
+            except MmwsError as exc:
+                return exc
+            now = monotonic()
+            self._last_message = now
+            events = decode(session, data, now)
+            for event in events:
+                if hidden and isinstance(event, hidden):
+                    self._note_keepalive(event)
+                else:
+                    batch.append(event)
+            if batch and not frame_ready():
+                if not put_many(batch):
+                    return ClientClosed("closing")
+                batch = []
+
+    def _note_keepalive(self, event: Any) -> None:
+        rtt = getattr(event, "rtt", None)
+        if rtt is not None:
+            self._last_rtt = rtt
+
+    def _reconnect_loop(self, decision: Decision) -> _Session | None:
+        while not self._stop.is_set():
+            delay = self._backoff.next_delay(decision)
+            attempt = self._backoff.attempt
+            self._queue.put_control(Reconnecting(attempt, delay))
+            if self._stop.wait(delay):
+                return None
+            try:
+                session, events = self._open_session(attempt)
+            except MmwsError as exc:
+                decision = classify(exc)
+                with self._lock:
+                    self._last_error = str(exc)
+                log.warning("reconnect attempt %d failed: %s", attempt, exc)
+                if decision is Decision.FATAL:
+                    self._queue.put_control(Disconnected(str(exc), False, exc))
+                    self._finish(exc)
+                    return None
+                continue
+            with self._lock:
+                if self._closing:
+                    session.transport.close(timeout=0.1)
+                    return None
+                self._reconnects += 1
+                self._install(session)
+            self._queue.put_many(events)
+            return session
+        return None
+
+    # -- private: the keepalive thread ------------------------------------------------------
+
+    def _run_keepalive(self) -> None:
+        while True:
+            stale: Stale | None = None
+            texts: list[str] = []
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                session = self._session
+                wait: float | None = None
+                if session is not None and session.dead is None:
+                    now = time.monotonic()
+                    keepalive = session.protocol.keepalive
+                    if self._queue.producer_blocked:
+                        keepalive.forgive(now)  # our own consumer is slow, not the server
+                    dead = keepalive.dead(now)
+                    if dead is not None:
+                        session.dead = dead
+                        stale = Stale(keepalive.silent_for(now), dead)
+                    elif keepalive.ping_due(now):
+                        session.protocol.ping(now)
+                        texts = session.protocol.data_to_send()
+                    wait = max(0.0, keepalive.next_deadline() - now)
+                if stale is None and not texts:
+                    self._wake.wait(wait)
+                    continue
+            if stale is not None and session is not None:
+                log.warning("%s; replacing the connection", stale.error)
+                self._queue.put_control(stale)
+                session.transport.abort()
+            elif session is not None:
+                try:
+                    for text in texts:
+                        session.transport.send(text)
+                except MmwsError:
+                    session.transport.abort()
+
+    # -- private: the dispatch thread -------------------------------------------------------
+
+    def _run_dispatch(self) -> None:
+        callback = self._on_event
+        assert callback is not None
+        for event in self:
+            try:
+                callback(event)
+            except Exception:
+                log.exception("on_event raised on %s; the stream goes on", type(event).__name__)

@@ -1,0 +1,156 @@
+"""``MMClient``: the 55-tech market-making stream as typed events in one ordered queue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Final
+
+from mmws._client import StreamClient, _Session
+from mmws._delivery import Lane
+from mmws._secret import Secret
+from mmws.errors import AuthenticationError, ConnectionClosed, MmwsError
+from mmws.lifecycle import Connected
+from mmws.mm.events import EmergencyEvent, Heartbeat, Pong, ScoreEvent, ServerError, Subscribed
+from mmws.mm.protocol import CHANNELS, MMProtocol, MMState, validate_api_key, validate_channels
+
+__all__ = ["DEFAULT_URL", "MMClient"]
+
+DEFAULT_URL: Final = "wss://mmapi.55-tech.com/ws/subscribe"
+
+
+class MMClient(StreamClient):
+    """A synchronous client of the MM WebSocket.
+
+    ::
+
+        with mmws.MMClient(api_key, channels=["orders", "bets"]) as client:
+            for event in client:
+                ...
+
+    Delivery: ``orders``, ``bets``, ``accounts`` and ``emergency`` events are never dropped
+    (when ``maxsize`` events wait, the reader stops reading and TCP pushes back on the
+    server); ``emergency`` jumps ahead of a backlog; ``scores`` may be coalesced to the latest
+    per fixture when the queue is full, announced by ``Overflow``. Lifecycle events
+    (``Connected``, ``Subscribed``, ``Disconnected``, ``Reconnecting``, ``Stale``,
+    ``Closed``) arrive in order with the data.
+
+    ``heartbeat_timeout`` (default 90 s) bounds the silence allowed from a server that
+    promises a heartbeat every 60 s. ``on_event=`` runs a callback on the ``mmws-dispatch``
+    thread instead of calling ``get()``. Set ``deliver_keepalive=True`` to also receive
+    ``Pong`` and ``Heartbeat`` events. TLS: ``ssl_context=`` or ``ca_file=``;
+    ``verify_tls=False`` disables verification and logs a warning. Proxies: ``proxy_host``,
+    ``proxy_port``, ``proxy_auth``, ``proxy_type``.
+    """
+
+    _lanes: Mapping[type, Lane] = MappingProxyType(
+        {
+            EmergencyEvent: Lane.PRIORITY,
+            ScoreEvent: Lane.COALESCE,
+            Connected: Lane.CONTROL,
+            Subscribed: Lane.CONTROL,
+        }
+    )
+    _keepalive_events = (Pong, Heartbeat)
+
+    def __init__(
+        self,
+        api_key: str | Secret,
+        channels: Iterable[str] = CHANNELS,
+        url: str = DEFAULT_URL,
+        ping_interval: float | None = 30.0,
+        pong_timeout: float = 10.0,
+        heartbeat_timeout: float | None = 90.0,
+        connect_timeout: float = 10.0,
+        reconnect: bool = True,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        maxsize: int = 10_000,
+        legacy_field_names: bool = False,
+        *,
+        on_event: Callable[[Any], object] | None = None,
+        **options: Any,
+    ) -> None:
+        self._api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
+        raw = self._api_key.reveal()
+        self._channels_arg = tuple(channels) if not isinstance(channels, str) else channels
+        self._legacy_field_names = legacy_field_names
+        super().__init__(
+            url=url,
+            ping_interval=ping_interval,
+            pong_timeout=pong_timeout,
+            heartbeat_timeout=heartbeat_timeout,
+            connect_timeout=connect_timeout,
+            reconnect=reconnect,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            maxsize=maxsize,
+            on_event=on_event,
+            secrets=(raw,) if isinstance(raw, str) else (),
+            **options,
+        )
+
+    def connect(self) -> MMClient:
+        """Validate the key and channels (``ConfigError``, before any network use), then
+        connect and block until the server confirms the subscription. See
+        :meth:`StreamClient.connect` for the errors."""
+        validate_api_key(self._api_key)
+        self._channels = validate_channels(self._channels_arg)
+        return super().connect()
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return validate_channels(self._channels_arg)
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]} key={self._api_key.hint!r}>"
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def _new_protocol(self) -> MMProtocol:
+        return MMProtocol(
+            legacy_field_names=self._legacy_field_names,
+            keepalive=self._keepalive_for_new_protocol(),
+        )
+
+    def _handshake(self, session: _Session, deadline: float) -> list[Any]:
+        protocol = session.protocol
+        assert isinstance(protocol, MMProtocol)
+        with self._lock:
+            protocol.subscribe(self._api_key, self._channels)
+        self._send(session)
+        events: list[Any] = []
+        while True:
+            for event in self._handshake_read(session, deadline):
+                if isinstance(event, ServerError):
+                    raise event.error if isinstance(event.error, MmwsError) else MmwsError(
+                        event.message
+                    )
+                if isinstance(event, self._keepalive_events) and not self._deliver_keepalive:
+                    continue
+                events.append(event)
+            if protocol.state is MMState.SUBSCRIBED:
+                return events
+
+    def _handshake_closed(self, error: ConnectionClosed) -> MmwsError:
+        if error.code == 1008:
+            return AuthenticationError(
+                f"the server closed the connection with code 1008 before confirming the "
+                f"subscription ({error.reason or 'no reason given'}): the key was refused"
+            )
+        return error
+
+    def _goodbye(self, session: _Session) -> list[str]:
+        protocol = session.protocol
+        if isinstance(protocol, MMProtocol) and protocol.state is MMState.SUBSCRIBED:
+            protocol.unsubscribe()
+            protocol.events_received()
+            return protocol.data_to_send()
+        return []
+
+    def _subscription_names(self) -> tuple[str, ...]:
+        return getattr(self, "_channels", ())
+
+    @staticmethod
+    def _coalesce_key(event: Any) -> Hashable:
+        return ("scores", event.payload.fixture_id)
