@@ -23,6 +23,26 @@ from mmws.errors import (
     TransportError,
     TransportTimeout,
 )
+from mmws.feed import (
+    BatchUpdate,
+    FeedClient,
+    FeedError,
+    FeedEvent,
+    FeedPong,
+    FeedProtocol,
+    FeedSubscribed,
+    FeedUnsubscribed,
+    MatchEvent,
+    Odds,
+    OddsRealtimeUpdate,
+    OddsUpdate,
+    RestTokenProvider,
+    StatPair,
+    StatsRealtimeUpdate,
+    StatsUpdate,
+    parse_odds,
+    parse_pair,
+)
 from mmws.lifecycle import (
     Closed,
     Connected,
@@ -33,6 +53,7 @@ from mmws.lifecycle import (
     Reconnecting,
     Stale,
 )
+from mmws.mm.client import MMClient
 from mmws.mm.events import (
     AccountEvent,
     BetEvent,
@@ -59,13 +80,13 @@ from mmws.mm.models import (
     Score,
     SettlementStatus,
 )
-from mmws.mm.client import MMClient
 from mmws.mm.protocol import MMProtocol
 
 __all__ = [
     "Account",
     "AccountEvent",
     "AuthenticationError",
+    "BatchUpdate",
     "Bet",
     "BetEvent",
     "BetStatus",
@@ -81,6 +102,13 @@ __all__ = [
     "Emergency",
     "EmergencyEvent",
     "EventKind",
+    "FeedClient",
+    "FeedError",
+    "FeedEvent",
+    "FeedPong",
+    "FeedProtocol",
+    "FeedSubscribed",
+    "FeedUnsubscribed",
     "Health",
     "Heartbeat",
     "HeartbeatTimeout",
@@ -89,8 +117,12 @@ __all__ = [
     "MMClient",
     "MMProtocol",
     "MalformedFrame",
+    "MatchEvent",
     "MatchedStatus",
     "MmwsError",
+    "Odds",
+    "OddsRealtimeUpdate",
+    "OddsUpdate",
     "Order",
     "OrderEvent",
     "OrderStatus",
@@ -99,12 +131,16 @@ __all__ = [
     "ProtocolError",
     "Reconnecting",
     "RemoteProtocolError",
+    "RestTokenProvider",
     "Score",
     "ScoreEvent",
     "ServerError",
     "ServerErrorEvent",
     "SettlementStatus",
     "Stale",
+    "StatPair",
+    "StatsRealtimeUpdate",
+    "StatsUpdate",
     "Subscribed",
     "SubscriptionError",
     "TransportError",
@@ -112,4 +148,6 @@ __all__ = [
     "UnknownMessage",
     "Unsubscribed",
     "__version__",
+    "parse_odds",
+    "parse_pair",
 ]

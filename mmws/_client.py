@@ -121,7 +121,7 @@ class StreamClient:
     def __init__(
         self,
         *,
-        url: str,
+        url: str | None,
         ping_interval: float | None = 30.0,
         pong_timeout: float = 10.0,
         heartbeat_timeout: float | None = None,
@@ -143,14 +143,16 @@ class StreamClient:
         io_timeout: float = 10.0,
         secrets: Sequence[str] = (),
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
+        if url is not None and (
+            not isinstance(url, str) or not url.startswith(("ws://", "wss://"))
+        ):
             shown = redact(url, *secrets) if isinstance(url, str) else type(url).__name__
             raise ConfigError(f"url must start with ws:// or wss://, got {shown!r}")
         if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
             raise ConfigError(f"maxsize must be a positive integer, got {maxsize!r}")
         if on_event is not None and not callable(on_event):
             raise ConfigError(f"on_event must be callable, got {type(on_event).__name__}")
-        self._url = url
+        self._url = url or ""
         self._secrets = tuple(s for s in secrets if s)
         self._keepalive_args = (
             None if ping_interval is None else _positive("ping_interval", ping_interval),
@@ -195,6 +197,7 @@ class StreamClient:
         self._connected_since: float | None = None
         self._last_message: float | None = None
         self._last_rtt: float | None = None
+        self._clock_offset: float | None = None
         self._last_error: str | None = None
         self._reconnects = 0
 
@@ -264,8 +267,6 @@ class StreamClient:
     def health(self) -> Health:
         """A snapshot of the connection: state, times, counters, queue depth, last error."""
         with self._lock:
-            session = self._session
-            offset = getattr(session.protocol, "clock_offset", None) if session else None
             return Health(
                 state=self._state,
                 url=redact(self._url, *self._secrets),
@@ -276,7 +277,7 @@ class StreamClient:
                 dropped=MappingProxyType(dict(self._queue.dropped)),
                 last_rtt=self._last_rtt,
                 last_error=self._last_error,
-                clock_offset=offset,
+                clock_offset=self._clock_offset,
                 subscriptions=self._subscription_names(),
             )
 
@@ -352,6 +353,19 @@ class StreamClient:
     def _subscription_names(self) -> tuple[str, ...]:
         return ()
 
+    def _ping_delay(self, now: float) -> float:
+        """Seconds a due ping must wait (the feed's command rate limit); 0 to send now.
+        Called under the lock; a subclass that returns 0 must also account for the ping."""
+        return 0.0
+
+    def _maintenance_due(self) -> float | None:
+        """When (``time.monotonic()``) :meth:`_maintain` should next run, or ``None``."""
+        return None
+
+    def _maintain(self) -> None:
+        """Periodic work on the keepalive thread, outside the lock (the feed renews its
+        token here). Must not raise."""
+
     @staticmethod
     def _coalesce_key(event: Any) -> Hashable:
         return id(event)
@@ -380,9 +394,16 @@ class StreamClient:
         log.info("connected to %s (attempt %d)", transport.url, attempt)
         return session, [Connected(transport.url, attempt), *events]
 
-    def _handshake_read(self, session: _Session, deadline: float) -> list[Any]:
-        """Read one frame during the handshake, within ``deadline``; return its events."""
-        left = deadline - time.monotonic()
+    def _handshake_read(
+        self, session: _Session, deadline: float, wait_until: float | None = None
+    ) -> list[Any]:
+        """Read one frame during the handshake, within ``deadline``; return its events.
+
+        With ``wait_until`` (before ``deadline``), return ``[]`` if nothing came by then."""
+        soft = wait_until is not None and wait_until < deadline
+        left = (wait_until if soft else deadline) - time.monotonic()  # type: ignore[operator]
+        if soft and left <= 0:
+            return []
         if left <= 0:
             raise ConnectTimeout(
                 f"no confirmation from {session.transport.url} within "
@@ -392,6 +413,8 @@ class StreamClient:
         try:
             data = session.transport.recv()
         except TransportTimeout:
+            if soft:
+                return []
             raise ConnectTimeout(
                 f"no confirmation from {session.transport.url} within "
                 f"connect_timeout={self._connect_timeout:g} s"
@@ -557,12 +580,23 @@ class StreamClient:
                         session.dead = dead
                         stale = Stale(keepalive.silent_for(now), dead)
                     elif keepalive.ping_due(now):
-                        session.protocol.ping(now)
-                        texts = session.protocol.data_to_send()
+                        delay = self._ping_delay(now)
+                        if delay <= 0:
+                            session.protocol.ping(now)
+                            texts = session.protocol.data_to_send()
                     wait = max(0.0, keepalive.next_deadline() - now)
-                if stale is None and not texts:
+                    if keepalive.ping_due(now) and not texts:
+                        wait = max(0.001, self._ping_delay(now))
+                due = self._maintenance_due()
+                maintain = due is not None and due <= time.monotonic()
+                if due is not None and not maintain:
+                    left = due - time.monotonic()
+                    wait = left if wait is None else min(wait, left)
+                if stale is None and not texts and not maintain:
                     self._wake.wait(wait)
                     continue
+            if maintain:
+                self._maintain()
             if stale is not None and session is not None:
                 log.warning("%s; replacing the connection", stale.error)
                 self._queue.put_control(stale)

@@ -25,23 +25,28 @@ our wire is read.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from enum import Enum
-from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from types import MappingProxyType, UnionType
+from typing import Any, Final, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from mmws.errors import RemoteProtocolError
+
 __all__ = [
     "ModelCodec",
     "camel",
     "converter",
+    "load_object",
     "model_codec",
     "parse_timestamp",
+    "preview",
 ]
 
 T = TypeVar("T")
@@ -138,9 +143,25 @@ def _tolerant_enum(enum_cls: type[Enum]) -> Hook:
     return hook
 
 
+def _required(hook: Hook) -> Hook:
+    """A field that is not ``... | None`` (an identity key) must not be ``null`` either."""
+
+    def required(value: Any, _: Any = None) -> Any:
+        if value is None:
+            raise TypeError("expected a value, got null")
+        return hook(value, _)
+
+    return required
+
+
 def _hook_for(tp: Any) -> Hook:
     """The strict hook for one field's resolved type (rules 2 to 5)."""
-    args = [a for a in getattr(tp, "__args__", (tp,)) if a is not type(None)]
+    members = get_args(tp) if get_origin(tp) in (Union, UnionType) else (tp,)
+    hook = _base_hook_for(tp, [a for a in members if a is not type(None)])
+    return hook if type(None) in members else _required(hook)
+
+
+def _base_hook_for(tp: Any, args: list[Any]) -> Hook:
     first = args[0]
     if isinstance(first, type) and issubclass(first, Enum):
         return _tolerant_enum(first)
@@ -235,19 +256,24 @@ class ModelCodec:
 
     def structure(self, data: Mapping[str, Any], _: Any = None) -> Any:
         """Wire mapping -> model; ``TypeError``, ``ValueError`` or ``KeyError`` names the key."""
-        for wire, alias in self.identity.items():
-            if wire not in data and alias in data:
-                data = {**data, wire: data[alias]}
-                del data[alias]
-        extras = data.keys() - self.known
-        if extras:
-            data = {**data, _EXTRA_KEY: {k: data[k] for k in extras}}
+        if not self.known.issuperset(data):  # rare: unknown keys, or the old ``id`` alias
+            data = self._rewrite(data)
         try:
             return self._build(data, self.cls)
         except KeyError as exc:
             raise KeyError(f"required field {exc.args[0]!r} is missing") from None
         except (TypeError, ValueError) as exc:
             raise self._explain(data, exc) from None
+
+    def _rewrite(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        data = dict(data)
+        for wire, alias in self.identity.items():
+            if wire not in data and alias in data:
+                data[wire] = data.pop(alias)
+        extras = {k: data.pop(k) for k in data.keys() - self.known}
+        if extras:
+            data[_EXTRA_KEY] = extras
+        return data
 
     def structure_old(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
         """The ``old`` object: previous values of the changed fields, snake_case, typed."""
@@ -289,3 +315,25 @@ def model_codec(cls: type[Any], identity_aliases: Mapping[str, str] | None = Non
     if codec is None:
         codec = _codecs[cls] = ModelCodec(cls, identity_aliases)
     return codec
+
+
+def preview(text: str | bytes) -> str:
+    """The start of a frame, as text, for error messages and bug reports."""
+    if isinstance(text, bytes):
+        return text[:200].decode("utf-8", "replace")
+    return text[:200]
+
+
+def load_object(text: str | bytes) -> dict[str, Any]:
+    """Parse one frame into a JSON object, or raise ``RemoteProtocolError`` saying why.
+
+    Bytes are decoded by ``json.loads`` itself, which rejects invalid UTF-8 in C."""
+    try:
+        msg = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise RemoteProtocolError(f"frame is not valid JSON: {exc}", preview(text)) from None
+    if type(msg) is not dict:
+        raise RemoteProtocolError(
+            f"frame is a JSON {type(msg).__name__}, not an object", preview(text)
+        )
+    return msg

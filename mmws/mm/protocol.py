@@ -27,7 +27,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any, Final
 
-from mmws._codec import ModelCodec, model_codec
+from mmws._codec import ModelCodec, load_object, model_codec, preview
 from mmws._keepalive import Keepalive
 from mmws._secret import Secret
 from mmws.errors import (
@@ -216,14 +216,7 @@ class MMProtocol:
         """Decode one frame. Raises only :class:`RemoteProtocolError`; the next frame decodes
         normally after it."""
         self.keepalive.last_received = now
-        try:
-            msg = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise RemoteProtocolError(f"frame is not valid JSON: {exc}", _preview(text)) from None
-        if type(msg) is not dict:
-            raise RemoteProtocolError(
-                f"frame is a JSON {type(msg).__name__}, not an object", _preview(text)
-            )
+        msg = load_object(text)
         kind = msg.get("type")
         if kind == "broadcast":
             self._events.append(self._broadcast(msg, text, now))
@@ -236,7 +229,7 @@ class MMProtocol:
         elif kind == "error":
             self._error(msg)
         elif kind is None:
-            raise RemoteProtocolError("frame has no 'type' field", _preview(text))
+            raise RemoteProtocolError("frame has no 'type' field", preview(text))
         else:
             self._events.append(UnknownMessage(msg))
 
@@ -258,7 +251,7 @@ class MMProtocol:
         if type(payload) is not dict:
             raise RemoteProtocolError(
                 f"{channel} broadcast: 'payload' is {type(payload).__name__}, not an object",
-                _preview(text),
+                preview(text),
             )
         old = msg.get("old")
         kind = msg.get("event")
@@ -276,7 +269,7 @@ class MMProtocol:
                 old = codec.structure_old(old) if old else _NO_OLD
         except (TypeError, ValueError, KeyError) as exc:
             detail = exc.args[0] if exc.args else exc
-            raise RemoteProtocolError(f"{channel} broadcast: {detail}", _preview(text)) from None
+            raise RemoteProtocolError(f"{channel} broadcast: {detail}", preview(text)) from None
         return event_cls(kind, model, old, now)  # type: ignore[arg-type]
 
     def _subscribed(self, msg: Mapping[str, Any]) -> None:
@@ -299,8 +292,3 @@ class MMProtocol:
 
 
 
-
-def _preview(text: str | bytes) -> str:
-    if isinstance(text, bytes):
-        return text[:200].decode("utf-8", "replace")
-    return text[:200]
