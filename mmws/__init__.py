@@ -81,6 +81,7 @@ from mmws.mm.models import (
     SettlementStatus,
 )
 from mmws.mm.protocol import MMProtocol
+from mmws.record import Recorder, replay
 
 __all__ = [
     "Account",
@@ -130,6 +131,7 @@ __all__ = [
     "Pong",
     "ProtocolError",
     "Reconnecting",
+    "Recorder",
     "RemoteProtocolError",
     "RestTokenProvider",
     "Score",
@@ -150,4 +152,5 @@ __all__ = [
     "__version__",
     "parse_odds",
     "parse_pair",
+    "replay",
 ]

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any, Protocol, TypeVar
 
@@ -50,6 +51,7 @@ from mmws.lifecycle import (
     Reconnecting,
     Stale,
 )
+from mmws.record import Recorder
 
 __all__ = ["Health", "StreamClient"]
 
@@ -117,6 +119,7 @@ class StreamClient:
 
     _lanes: Mapping[type, Lane] = MappingProxyType({})
     _keepalive_events: tuple[type, ...] = ()
+    _protocol_name = "mm"
 
     def __init__(
         self,
@@ -141,6 +144,7 @@ class StreamClient:
         proxy_auth: tuple[str, str] | None = None,
         proxy_type: str = "http",
         io_timeout: float = 10.0,
+        record: str | Path | Recorder | None = None,
         secrets: Sequence[str] = (),
     ) -> None:
         if url is not None and (
@@ -200,6 +204,14 @@ class StreamClient:
         self._clock_offset: float | None = None
         self._last_error: str | None = None
         self._reconnects = 0
+        self._owns_recorder = record is not None and not isinstance(record, Recorder)
+        self._recorder: Recorder | None = (
+            record
+            if isinstance(record, Recorder) or record is None
+            else Recorder(record, self._protocol_name)
+        )
+        if self._recorder is not None:
+            self._recorder.add_secrets(*self._secrets)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -381,6 +393,9 @@ class StreamClient:
         transport = Transport.open(
             self._open_url(), self._transport_options, self._secrets, self._connect_timeout
         )
+        if self._recorder is not None:
+            self._recorder.add_secrets(*self._secrets)
+            self._recorder.connected(transport.url)
         protocol = self._new_protocol()
         now = time.monotonic()
         protocol.start(now)
@@ -430,6 +445,8 @@ class StreamClient:
             session.transport.send(text)
 
     def _decode(self, session: _Session, data: bytes | str, now: float) -> list[Any]:
+        if self._recorder is not None:
+            self._recorder.frame(data)
         with self._lock:
             try:
                 session.protocol.receive_text(data, now)
@@ -464,6 +481,8 @@ class StreamClient:
                 self._last_error = str(error)
             self._wake.notify_all()
         self._stop.set()
+        if self._recorder is not None and self._owns_recorder:
+            self._recorder.close()
         self._queue.put_control(Closed(error))
         self._queue.close(error)
         if error is not None:

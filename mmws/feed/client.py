@@ -62,6 +62,7 @@ class FeedClient(StreamClient):
         }
     )
     _keepalive_events = (FeedPong,)
+    _protocol_name = "feed"
 
     def __init__(
         self,
