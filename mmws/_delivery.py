@@ -143,6 +143,8 @@ class EventQueue:
         yet queued were not delivered, and the client is closing."""
         lanes = self._lanes
         with self._lock:
+            if self._closed:
+                return False  # after Closed nothing more is delivered
             for event in events:
                 lane = lanes.get(type(event), Lane.LOSSLESS)
                 if lane is Lane.CONTROL:

@@ -138,7 +138,10 @@ class SlidingWindow:
     def delay(self, now: float) -> float:
         """Seconds to wait before the next command may go (0 if it may go now)."""
         sent = self._sent
-        while sent and now - sent[0] >= self.span:
+        # Same expression as the delay returned below: ``now - sent[0] >= span`` can round
+        # short exactly when ``sent[0] + span - now`` rounds to 0.0, which said "go now"
+        # forever at that instant without freeing a slot.
+        while sent and sent[0] + self.span <= now:
             sent.popleft()
         if len(sent) < self.limit:
             return 0.0
@@ -307,7 +310,8 @@ class FeedProtocol:
             scope = (topic or "").partition(":")[2]
             topic = topic or ""
         if kind == "subscribed":
-            self.active[topic] = (channel, scope)
+            if topic:
+                self.active[topic] = (channel, scope)
             self._events.append(FeedSubscribed(channel, scope, topic, message))
         else:
             self.active.pop(topic, None)
