@@ -592,8 +592,12 @@ class StreamClient:
                 if session is not None and session.dead is None:
                     now = time.monotonic()
                     keepalive = session.protocol.keepalive
-                    if self._queue.producer_blocked:
-                        keepalive.forgive(now)  # our own consumer is slow, not the server
+                    queue = self._queue
+                    recently = now - queue.last_unblocked < keepalive.pong_timeout
+                    if queue.producer_blocked or recently:
+                        # Our own consumer is slow: TCP pushes back, and the server's pongs
+                        # and heartbeats wait behind the data it already sent. Not a dead line.
+                        keepalive.forgive(now)
                     dead = keepalive.dead(now)
                     if dead is not None:
                         session.dead = dead

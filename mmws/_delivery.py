@@ -88,6 +88,7 @@ class EventQueue:
         self._error: MmwsError | None = None
         self.dropped: Counter[str] = Counter()
         self.producer_blocked = False
+        self.last_unblocked = -1e9  # time.monotonic() when a waiting producer last resumed
 
     # -- consumer side ----------------------------------------------------------------------
 
@@ -206,6 +207,8 @@ class EventQueue:
             return not self._aborted
         finally:
             self.producer_blocked = False
+            self.last_unblocked = time.monotonic()
+        self.last_unblocked = -1e9  # time.monotonic() when a waiting producer last resumed
 
     def _coalesce(self, event: Any) -> bool:
         """Replace the queued event with the same key when the queue is full."""
