@@ -318,10 +318,16 @@ class StreamClient:
                 transport.close(timeout=max(0.05, min(0.5, deadline - time.monotonic())))
             self._queue.abort_producers()
         current = threading.current_thread()
+        # The dispatch thread runs until it has delivered Closed, so it is joined last,
+        # after _finish() queued Closed; joining it first would wait out the whole timeout.
+        dispatch = [t for t in self._threads if t.name == "mmws-dispatch"]
         for thread in self._threads:
-            if thread is not current:
+            if thread is not current and thread not in dispatch:
                 thread.join(max(0.0, deadline - time.monotonic()))
         self._finish(None)
+        for thread in dispatch:
+            if thread is not current:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def __enter__(self: C) -> C:
         return self.connect()

@@ -208,7 +208,6 @@ class EventQueue:
         finally:
             self.producer_blocked = False
             self.last_unblocked = time.monotonic()
-        self.last_unblocked = -1e9  # time.monotonic() when a waiting producer last resumed
 
     def _coalesce(self, event: Any) -> bool:
         """Replace the queued event with the same key when the queue is full."""

@@ -1,0 +1,105 @@
+"""Fault switches of the simulator, and how a connection is cut.
+
+:class:`Faults` holds the switches the server threads consult; every method is thread-safe.
+The :class:`~mmws.sim.Simulator` methods of the same names flip them and say what each does on
+the wire:
+
+- ``stall()`` / ``resume()``: the TCP connection stays open and nothing at all is written to
+  any connection (data, heartbeats, pongs, even WebSocket-level pongs and close frames).
+  Frames are **held, not dropped**: broadcasts queue up, commands received while stalled are
+  answered after ``resume()`` (a ping sent during a stall gets its pong after it), and
+  heartbeats are not produced at all while stalled.
+- ``pause_heartbeats()`` / ``resume_heartbeats()``: MM heartbeats stop; everything else flows.
+- ``delay_pongs(seconds)``: every pong (MM and feed) is sent ``seconds`` after the ping was
+  read; ``math.inf`` never answers pings; ``0`` restores prompt pongs.
+- ``reject_handshakes(status)``: WebSocket upgrades (both endpoints) are refused with that
+  HTTP status (``Retry-After: 1`` added for 429 and 503); ``None`` stops refusing. The REST
+  routes and the 426 answer to plain GETs are not affected.
+
+:func:`abort_socket` ends a TCP connection without a WebSocket close frame: with
+``reset=True`` an RST (``SO_LINGER`` 0, then close); with ``reset=False`` a FIN in both
+directions (``shutdown(SHUT_RDWR)``).
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import struct
+import threading
+
+__all__ = ["Faults", "abort_socket"]
+
+
+class Faults:
+    """The switches, shared by the server threads. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = threading.Event()
+        self._running.set()
+        self._heartbeats = True
+        self._pong_delay = 0.0
+        self._reject: int | None = None
+
+    # -- stall ------------------------------------------------------------------------------
+
+    @property
+    def stalled(self) -> bool:
+        return not self._running.is_set()
+
+    def stall(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def wait_running(self, timeout: float | None = None) -> bool:
+        """Block while stalled (up to ``timeout``); True when not stalled."""
+        return self._running.wait(timeout)
+
+    # -- heartbeats, pongs ------------------------------------------------------------------
+
+    @property
+    def heartbeats_paused(self) -> bool:
+        return not self._heartbeats
+
+    def pause_heartbeats(self) -> None:
+        self._heartbeats = False
+
+    def resume_heartbeats(self) -> None:
+        self._heartbeats = True
+
+    @property
+    def pong_delay(self) -> float:
+        return self._pong_delay
+
+    def delay_pongs(self, seconds: float) -> None:
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+            raise TypeError(f"seconds must be a number, got {type(seconds).__name__}")
+        if math.isnan(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        self._pong_delay = float(seconds)
+
+    # -- handshakes -------------------------------------------------------------------------
+
+    @property
+    def reject_status(self) -> int | None:
+        return self._reject
+
+    def reject_handshakes(self, status: int | None) -> None:
+        if status is not None and not (isinstance(status, int) and 400 <= status <= 599):
+            raise ValueError(f"status must be an HTTP error status (400-599) or None: {status!r}")
+        with self._lock:
+            self._reject = status
+
+
+def abort_socket(sock: socket.socket, *, reset: bool = True) -> None:
+    """Cut the TCP connection under a WebSocket: RST (``reset``) or FIN, no close frame."""
+    try:
+        if reset:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
