@@ -20,6 +20,7 @@ I/O runs under it.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
@@ -613,7 +614,8 @@ class StreamClient:
                         if delay <= 0:
                             session.protocol.ping(now)
                             texts = session.protocol.data_to_send()
-                    wait = max(0.0, keepalive.next_deadline() - now)
+                    deadline = keepalive.next_deadline()  # inf: no ping, no limits
+                    wait = None if math.isinf(deadline) else max(0.0, deadline - now)
                     if keepalive.ping_due(now) and not texts:
                         wait = max(0.001, self._ping_delay(now))
                 due = self._maintenance_due()

@@ -12,11 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 import trustme
+from clientutil import KEY, collect_until, of_type
 
 import mmws
 from mmws.sim import Simulator
-
-from clientutil import KEY, collect_until, of_type
 
 
 @pytest.fixture(scope="module")
