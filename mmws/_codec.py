@@ -327,9 +327,11 @@ def preview(text: str | bytes) -> str:
 def load_object(text: str | bytes) -> dict[str, Any]:
     """Parse one frame into a JSON object, or raise ``RemoteProtocolError`` saying why.
 
-    Bytes are decoded by ``json.loads`` itself, which rejects invalid UTF-8 in C."""
+    Invalid UTF-8 is a ``RemoteProtocolError`` like any other undecodable frame."""
     try:
-        msg = json.loads(text)
+        # bytes.decode validates UTF-8 in C; json.loads(bytes) would first run its Python
+        # encoding sniffer on every frame.
+        msg = json.loads(text.decode("utf-8") if type(text) is bytes else text)
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"frame is not valid JSON: {exc}", preview(text)) from None
     if type(msg) is not dict:

@@ -2,10 +2,13 @@
 websocket-client, ``socket`` and ``ssl`` errors. Each is translated into the mmws tree and
 chained, with every secret (API key, token) scrubbed from the text first.
 
-Reads are buffered: the socket is read in chunks of up to 64 KiB instead of websocket-client's
-header-then-payload reads, which saves two system calls per frame and lets the reader see
-whether another whole frame is already here (:meth:`Transport.frame_ready`), so it can hand
-a batch of events to the queue at once.
+websocket-client opens the connection (TCP, proxy, TLS, the HTTP upgrade) and sends every
+frame. Incoming frames are parsed here, by :class:`_FrameReader`: websocket-client reads each
+frame with three separate socket reads and joins and slices its buffer on each, which cost
+more per frame than decoding the JSON did. The reader fills one buffer with large reads and
+cuts complete frames out of it; it also tells the client whether another whole frame is
+already buffered (:meth:`Transport.frame_ready`), so the client hands a batch of events to
+the queue at once. UTF-8 is not checked here: ``json.loads(bytes)`` checks it, in C.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = ["ConnectTimeout", "Transport", "TransportOptions"]
 log = logging.getLogger("mmws.transport")
 
 _CHUNK = 65536
+_MAX_MESSAGE = 64 * 1024 * 1024  # a larger message is a protocol error (memory guard)
 
 
 class ConnectTimeout(ConnectError, TransportTimeout):
@@ -66,14 +70,107 @@ class TransportOptions:
             raise ConfigError(f"cannot load the CA file {self.ca_file!r}: {exc}") from exc
 
 
-class _BufferedWebSocket(websocket.WebSocket):
-    """websocket-client's WebSocket, reading the socket in large chunks.
+class _ProtocolViolation(Exception):
+    """The server broke RFC 6455 framing; the connection must be failed with ``code``."""
 
-    websocket-client's frame buffer asks for exactly the bytes it needs and keeps any surplus
-    for the next frame, so handing it more than it asked for is safe."""
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
 
-    def _recv(self, bufsize: int) -> bytes:
-        return super()._recv(_CHUNK if bufsize < _CHUNK else bufsize)  # type: ignore[no-untyped-call,no-any-return]
+
+class _FrameReader:
+    """Server-to-client frames (RFC 6455 section 5) cut out of one growing buffer.
+
+    Server frames are never masked and we negotiate no extension, so a set mask bit or RSV
+    bit is a protocol error (1002). Fragmented messages are reassembled. Pings are answered
+    through ``pong``; pongs are ignored. Returns ``(opcode, payload)`` for text, binary and
+    close."""
+
+    __slots__ = ("_buf", "_fragment_opcode", "_fragments", "_pong", "_pos", "_sock")
+
+    def __init__(self, sock: Any, pong: Any) -> None:
+        self._sock = sock
+        self._pong = pong
+        self._buf = bytearray()
+        self._pos = 0
+        self._fragments: list[bytes] = []
+        self._fragment_opcode = 0
+
+    def frame_ready(self) -> bool:
+        return self._frame_end() > 0
+
+    def _frame_end(self) -> int:
+        """End offset of the complete frame at ``_pos``, or 0 if it is not all here."""
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if avail < 2:
+            return 0
+        length = buf[pos + 1] & 0x7F
+        if length < 126:
+            end = pos + 2 + length
+        elif length == 126:
+            if avail < 4:
+                return 0
+            end = pos + 4 + int.from_bytes(buf[pos + 2 : pos + 4], "big")
+        else:
+            if avail < 10:
+                return 0
+            end = pos + 10 + int.from_bytes(buf[pos + 2 : pos + 10], "big")
+        if buf[pos + 1] & 0x80:
+            raise _ProtocolViolation(1002, "the server sent a masked frame")
+        if end - pos > _MAX_MESSAGE:
+            raise _ProtocolViolation(1009, "the server sent a frame over 64 MiB")
+        return end if end <= len(buf) else 0
+
+    def _fill(self) -> None:
+        if self._pos:
+            del self._buf[: self._pos]  # compact: keep only the unread tail
+            self._pos = 0
+        data = self._sock.recv(_CHUNK)
+        if not data:
+            raise ConnectionResetError("the server closed the TCP connection")
+        self._buf += data
+
+    def next(self) -> tuple[int, bytes]:
+        while True:
+            end = self._frame_end()
+            if not end:
+                self._fill()
+                continue
+            buf, pos = self._buf, self._pos
+            first = buf[pos]
+            length = buf[pos + 1] & 0x7F
+            start = pos + (2 if length < 126 else 4 if length == 126 else 10)
+            payload = bytes(buf[start:end])
+            self._pos = end
+            if first & 0x70:
+                raise _ProtocolViolation(1002, "the server set RSV bits without an extension")
+            opcode = first & 0x0F
+            final = first & 0x80
+            if opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY):
+                if self._fragments:
+                    raise _ProtocolViolation(1002, "a new message began inside a fragmented one")
+                if final:
+                    return opcode, payload
+                self._fragment_opcode = opcode
+                self._fragments.append(payload)
+            elif opcode == ABNF.OPCODE_CONT:
+                if not self._fragments:
+                    raise _ProtocolViolation(1002, "a continuation frame without a message")
+                self._fragments.append(payload)
+                if sum(map(len, self._fragments)) > _MAX_MESSAGE:
+                    raise _ProtocolViolation(1009, "the server sent a message over 64 MiB")
+                if final:
+                    message = b"".join(self._fragments)
+                    self._fragments = []
+                    return self._fragment_opcode, message
+            elif opcode == ABNF.OPCODE_CLOSE:
+                return opcode, payload
+            elif opcode == ABNF.OPCODE_PING:
+                self._pong(payload)
+            elif opcode != ABNF.OPCODE_PONG:
+                raise _ProtocolViolation(1002, f"the server sent unknown opcode {opcode}")
 
 
 class Transport:
@@ -81,7 +178,7 @@ class Transport:
 
     def __init__(self, ws: Any, redacted_url: str, secrets: tuple[str, ...]) -> None:
         self._ws = ws
-        self._buffer = ws.frame_buffer
+        self._reader = _FrameReader(ws.sock, ws.pong)
         self.url = redacted_url
         self._secrets = secrets
 
@@ -100,7 +197,7 @@ class Transport:
             kwargs["sslopt"] = options.sslopt(redacted)
         elif not url.startswith("ws:"):
             raise ConfigError(f"URL must start with ws:// or wss://, got {redacted!r}")
-        ws = _BufferedWebSocket(**kwargs)
+        ws = websocket.WebSocket(**kwargs)
         ws.settimeout(timeout or options.connect_timeout)
         connect_kwargs: dict[str, Any] = {"header": list(options.headers)}
         if options.proxy_host:
@@ -146,34 +243,25 @@ class Transport:
         ends (``code`` 1006 when no close frame came), ``TransportTimeout`` when nothing
         arrived within ``io_timeout``."""
         try:
-            opcode, data = self._ws.recv_data()
-        except websocket.WebSocketTimeoutException:
+            opcode, data = self._reader.next()
+        except TimeoutError:  # socket.timeout; a partial frame stays buffered
             raise TransportTimeout("no data within the read timeout") from None
-        except (websocket.WebSocketException, OSError, ValueError, AttributeError) as exc:
-            # AttributeError: websocket-client sets sock to None when another thread aborted.
+        except _ProtocolViolation as exc:
+            self.close(exc.code, exc.reason, timeout=0.2)
+            raise ConnectionClosed(exc.code, exc.reason) from None
+        except (websocket.WebSocketException, OSError, ValueError) as exc:
             raise ConnectionClosed(1006, self._why(exc)) from None
         if opcode == ABNF.OPCODE_CLOSE:
             code, reason = _parse_close(data)
             raise ConnectionClosed(code, reason)
-        return data  # type: ignore[no-any-return]
+        return data
 
     def frame_ready(self) -> bool:
         """True when a whole frame is already buffered, so :meth:`recv` will not block."""
-        chunks = self._buffer.recv_buffer
-        if not chunks:
-            return False
-        buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if self._buffer.header is not None:
-            return False  # websocket-client is mid-frame; be conservative
-        size = len(buf)
-        if size < 2:
-            return False
-        length = buf[1] & 0x7F
-        if length == 126:
-            return size >= 4 and size >= 4 + struct.unpack_from("!H", buf, 2)[0]
-        if length == 127:
-            return size >= 10 and size >= 10 + struct.unpack_from("!Q", buf, 2)[0]
-        return size >= 2 + length
+        try:
+            return self._reader.frame_ready()
+        except _ProtocolViolation:
+            return True  # let recv() raise it
 
     def send(self, text: str) -> None:
         try:
