@@ -2,18 +2,22 @@
 
 Run: ``python benchmarks/latency.py [--rate 2000] [--seconds 5]``. Each event carries
 ``received_at``, the ``time.monotonic()`` reading taken right after its frame was read from
-the socket; the consumer subtracts it from ``time.monotonic()`` when ``get()`` returns. For
-scale, the same run measures a bare ``queue.Queue`` hand-off between two threads at the same
-rate (the cost of any threaded design) and prints both.
+the socket; the consumer subtracts it from ``time.monotonic()`` when ``get()`` returns. The
+simulator runs in a child process, as a real server would be elsewhere: in-process, its
+sending threads would compete with the client for the GIL. For scale, the same run measures
+a bare ``queue.Queue`` hand-off between two threads at the same rate (the floor of any
+threaded design) and prints both.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import queue
 import statistics
 import threading
 import time
+from typing import Any
 
 import mmws
 from mmws.sim import Simulator
@@ -24,16 +28,27 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure_mmws(sim: Simulator, rate: float, count: int) -> list[float]:
+def serve(conn: Any) -> None:
+    """The child process: a simulator that bursts on request."""
+    with Simulator(rate=0, heartbeat_interval=None) as sim:
+        conn.send((sim.mm_url, sim.api_key))
+        while True:
+            request = conn.recv()
+            if request is None:
+                return
+            count, rate = request
+            conn.send(sim.burst(count, rate=rate))
+
+
+def measure_mmws(conn: Any, url: str, key: str, rate: float, count: int) -> list[float]:
     latencies: list[float] = []
-    with mmws.MMClient(sim.api_key, channels=["orders"], url=sim.mm_url) as client:
-        burst = threading.Thread(target=sim.burst, args=(count,), kwargs={"rate": rate})
-        burst.start()
+    with mmws.MMClient(key, channels=["orders"], url=url) as client:
+        conn.send((count, rate))
         while len(latencies) < count:
             event = client.get(10.0)
             if type(event) is mmws.OrderEvent:
                 latencies.append(time.monotonic() - event.received_at)
-        burst.join()
+        conn.recv()
     return latencies
 
 
@@ -52,7 +67,10 @@ def measure_queue(rate: float, count: int) -> list[float]:
 
     producer = threading.Thread(target=produce)
     producer.start()
-    latencies = [time.monotonic() - handoff.get() for _ in range(count)]
+    latencies = []
+    for _ in range(count):
+        sent = handoff.get()
+        latencies.append(time.monotonic() - sent)
     producer.join()
     return latencies
 
@@ -63,9 +81,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
     count = int(args.rate * args.seconds)
-    with Simulator(rate=0) as sim:
-        measure_mmws(sim, args.rate, min(count, 1000))  # warm-up
-        ours = measure_mmws(sim, args.rate, count)
+    parent, child = multiprocessing.Pipe()
+    server = multiprocessing.get_context("spawn").Process(target=serve, args=(child,))
+    server.start()
+    try:
+        url, key = parent.recv()
+        measure_mmws(parent, url, key, args.rate, min(count, 1000))  # warm-up
+        ours = measure_mmws(parent, url, key, args.rate, count)
+    finally:
+        parent.send(None)
+        server.join(10)
     base = measure_queue(args.rate, count)
     for name, values in (("mmws get()", ours), ("queue.Queue hand-off", base)):
         print(
