@@ -537,6 +537,10 @@ class StreamClient:
             except TransportTimeout:
                 continue  # a quiet line; liveness is the keepalive thread's business
             except MmwsError as exc:
+                # The close frame (or the broken frame) can share a read with data frames:
+                # deliver what was already decoded before reporting the end.
+                if batch:
+                    put_many(batch)
                 return exc
             now = monotonic()
             self._last_message = now

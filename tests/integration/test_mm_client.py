@@ -425,3 +425,18 @@ def test_the_key_never_appears_in_logs(sim: Simulator, caplog: pytest.LogCapture
     text += "\n".join(r.getMessage() for r in caplog.records)
     assert "connected to" in text  # the logs were captured
     assert KEY not in text and UNKNOWN_KEY not in text
+
+
+def test_events_just_before_a_close_frame_are_delivered(sim: Simulator) -> None:
+    """Frames that arrive in the same read as the close frame reach the consumer first."""
+    for _ in range(5):
+        with mmws.MMClient(KEY, url=sim.mm_url, **FAST) as c:
+            collect_until(c, of_type(mmws.Subscribed))
+            sim.stall()  # hold everything, then release data and close frame in one burst
+            for i in range(1, 51):
+                sim.publish("orders", "INSERT", order(i))
+            sim.close_connections(1001, "going away")
+            sim.resume()
+            events = collect_until(c, of_type(mmws.Disconnected))
+            ids = [e.payload.order_id for e in events if isinstance(e, mmws.OrderEvent)]
+            assert ids == list(range(1, 51))
