@@ -7,7 +7,8 @@ A consumer that only calls ``get()`` can always tell why data stopped::
 
 MM has no sequence numbers and no replay: whatever the server broadcast between
 ``Disconnected`` and the next ``Subscribed`` is not delivered. Resynchronise from the REST API
-when you see ``Subscribed`` with ``resumed=True`` (see the docs' reconnect guide).
+when a ``Subscribed`` follows a ``Disconnected`` (its ``Connected`` has ``attempt > 0``; see
+the docs' reconnect guide).
 """
 
 from __future__ import annotations

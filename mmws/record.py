@@ -104,9 +104,12 @@ def replay(
     if speed is not None and not speed > 0:
         raise ConfigError(f"speed must be a positive number or None, got {speed!r}")
     with _open(path, "r") as lines:
-        header = json.loads(next(lines, "{}") or "{}")
-        if header.get("mmws_recording") != _FORMAT:
-            raise ConfigError(f"{path} is not an mmws recording (no header line)")
+        try:
+            header = json.loads(next(lines, "{}") or "{}")
+        except (ValueError, UnicodeDecodeError, OSError):
+            header = {}
+        if not isinstance(header, dict) or header.get("mmws_recording") != _FORMAT:
+            raise ConfigError(f"{path} is not an mmws recording")
         kind = header.get("protocol")
         hidden: tuple[type, ...] = ()
         if not deliver_keepalive:

@@ -37,9 +37,10 @@ def build_parser(prog: str = "python -m mmws.sim") -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, run until interrupted; the exit status."""
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m mmws.sim") -> int:
+    """Parse ``argv``, run until interrupted; the exit status. ``prog`` names the command
+    in ``--help`` (``mmws sim`` reuses this function)."""
+    args = build_parser(prog).parse_args(argv)
     try:
         from mmws.sim.server import Simulator
     except ImportError as exc:

@@ -1,0 +1,935 @@
+"""The ``mmws`` command: ``demo``, ``sim``, ``listen``, ``record`` and ``replay``.
+
+::
+
+    mmws demo --duration 5                          # simulator in-process, one line per event
+    mmws sim --port 8765                            # the simulator alone (python -m mmws.sim)
+    MMWS_API_KEY=... mmws listen --channels orders,bets [--jsonl]
+    mmws record session.jsonl --duration 60         # no --url: records the simulator
+    mmws replay session.jsonl --speed 2
+
+One event becomes one line in :func:`format_event` (pretty) or :func:`event_to_json` (JSON
+lines); both are plain functions that tests and other tools can call. Expected failures
+(an ``MmwsError``, a bad argument, Ctrl-C) end as one line on stderr and a non-zero exit
+status, never a traceback, and every line written passes a filter that replaces the API key
+and feed token with ``***``.
+
+Exit status: 0 success (Ctrl-C while streaming is the normal way to stop), 1 an error from
+the server, the network or a file, 2 a usage error, 130 Ctrl-C before streaming started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import math
+import os
+import queue
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, NoReturn, TextIO
+
+import attrs
+
+from mmws._client import StreamClient
+from mmws._secret import redact
+from mmws._version import __version__
+from mmws.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectError,
+    ConnectionLimitError,
+    MmwsError,
+)
+from mmws.feed.client import FeedClient
+from mmws.feed.events import (
+    BatchUpdate,
+    FeedError,
+    FeedEvent,
+    FeedPong,
+    FeedSubscribed,
+    FeedUnsubscribed,
+    MatchEvent,
+    Odds,
+    OddsRealtimeUpdate,
+    OddsUpdate,
+    StatPair,
+    StatsRealtimeUpdate,
+    StatsUpdate,
+)
+from mmws.lifecycle import (
+    Closed,
+    Connected,
+    Disconnected,
+    MalformedFrame,
+    Overflow,
+    Reconnecting,
+    Stale,
+)
+from mmws.mm.client import DEFAULT_URL, MMClient
+from mmws.mm.events import (
+    AccountEvent,
+    BetEvent,
+    Broadcast,
+    EmergencyEvent,
+    Heartbeat,
+    OrderEvent,
+    Pong,
+    ScoreEvent,
+    ServerError,
+    Subscribed,
+    UnknownMessage,
+    Unsubscribed,
+)
+from mmws.mm.protocol import CHANNELS
+from mmws.record import replay
+
+__all__ = ["event_to_json", "format_event", "main"]
+
+KEY_ENV = "MMWS_API_KEY"
+
+_EXIT_ERROR = 1
+_EXIT_USAGE = 2
+_EXIT_INTERRUPTED = 130
+
+# -- formatting: one event, one line ------------------------------------------------------
+
+_RESET = "\033[0m"
+_DIM = "2"
+_LIFECYCLE = "33"  # yellow
+_ALERT = "1;31"  # bold red
+_CHANNEL_COLORS: Mapping[str, str] = {
+    "orders": "36",
+    "bets": "35",
+    "accounts": "34",
+    "scores": "32",
+    "emergency": "1;31",
+}
+_FEED_COLOR = "33"
+_BLANK_TIME = " " * 12
+
+
+def _paint(text: str, sgr: str, color: bool) -> str:
+    return f"\033[{sgr}m{text}{_RESET}" if color else text
+
+
+def _num(value: Any) -> str:
+    """``100.0`` stays ``100.0`` and ``0.45`` stays ``0.45``: the wire's own spelling."""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _text(value: Any) -> str:
+    return "?" if value is None else str(value)
+
+
+def _changed(event: Broadcast[Any], name: str, current: Any) -> str:
+    """``OLD->NEW`` when the broadcast's ``old`` names the field, else the current value."""
+    if name in event.old:
+        return f"{_text(event.old[name])}->{_text(current)}"
+    return _text(current)
+
+
+def _short(value: str, keep: int = 6) -> str:
+    """``0x1234567890abcdef`` -> ``0x1234..cdef``: wallet addresses are long."""
+    return value if len(value) <= keep + 6 else f"{value[:keep]}..{value[-4:]}"
+
+
+def _order(event: OrderEvent) -> list[str]:
+    order = event.payload
+    parts = [f"#{order.order_id}"]
+    if order.order_status is not None or "order_status" in event.old:
+        parts.append(_changed(event, "order_status", order.order_status))
+    if "matched_status" in event.old and "order_status" not in event.old:
+        parts.append(_changed(event, "matched_status", order.matched_status))
+    matched, stake = order.matched_stake, order.order_stake
+    if matched and stake and matched < stake:
+        amount = f"{_num(matched)}/{_num(stake)}"
+    elif matched:
+        amount = _num(matched)
+    else:
+        amount = "" if stake is None else _num(stake)
+    if amount or order.order_cents is not None:
+        parts.append(amount + ("" if order.order_cents is None else f"@{_num(order.order_cents)}"))
+    if order.exchange:
+        parts.append(order.exchange)
+    return parts
+
+
+def _bet(event: BetEvent) -> list[str]:
+    bet = event.payload
+    parts = [f"#{bet.bet_id}"]
+    if bet.order_id is not None:
+        parts.append(f"order #{bet.order_id}")
+    if bet.bet_status is not None or "bet_status" in event.old:
+        parts.append(_changed(event, "bet_status", bet.bet_status))
+    if "settlement_status" in event.old:
+        parts.append(_changed(event, "settlement_status", bet.settlement_status))
+    if bet.placed_stake is not None:
+        price = "" if bet.placed_price is None else f"@{_num(bet.placed_price)}"
+        parts.append(_num(bet.placed_stake) + price)
+    if bet.bookmaker:
+        parts.append(bet.bookmaker)
+    return parts
+
+
+def _account(event: AccountEvent) -> list[str]:
+    account = event.payload
+    parts = [account.exchange or "?", _short(account.username or "?")]
+    if account.balance is not None or "balance" in event.old:
+        parts.append("balance " + _changed(event, "balance", account.balance))
+    if "active" in event.old or account.active is False:
+        parts.append("active " + _changed(event, "active", account.active))
+    return parts
+
+
+def _score(event: ScoreEvent) -> list[str]:
+    score = event.payload
+    parts = [score.fixture_id]
+    scores = score.scores or {}
+    if "home" in scores or "away" in scores:
+        parts.append(f"{_text(scores.get('home'))}-{_text(scores.get('away'))}")
+    if score.current_minute is not None:
+        parts.append(f"{score.current_minute}'")
+    if score.current_period:
+        parts.append(score.current_period)
+    return parts
+
+
+def _emergency(event: EmergencyEvent) -> list[str]:
+    flag = event.payload.emergency
+    parts = ["?" if flag is None else ("ON" if flag else "OFF")]
+    if event.payload.reason:
+        parts.append(event.payload.reason)
+    return parts
+
+
+_MM_DETAILS: Mapping[type, Callable[[Any], list[str]]] = {
+    OrderEvent: _order,
+    BetEvent: _bet,
+    AccountEvent: _account,
+    ScoreEvent: _score,
+    EmergencyEvent: _emergency,
+}
+
+
+def _pairs(items: Mapping[str, Any], limit: int = 3) -> list[str]:
+    shown = [f"{key} {value}" for key, value in list(items.items())[:limit]]
+    if len(items) > limit:
+        shown.append(f"+{len(items) - limit} more")
+    return shown
+
+
+def _feed(event: FeedEvent) -> list[str]:
+    parts = [event.channel, event.event_type]
+    if event.match_id:
+        parts.append(f"match {event.match_id}")
+    elif event.league_id:
+        parts.append(f"league {event.league_id}")
+    data = event.data
+    if isinstance(event, MatchEvent) and event.event_type == "match_start":
+        home, away = data.get("teamA"), data.get("teamB")
+        if isinstance(home, Mapping) and isinstance(away, Mapping):
+            parts.append(f"{home.get('name', '?')} v {away.get('name', '?')}")
+    elif isinstance(event, StatsRealtimeUpdate | OddsRealtimeUpdate):
+        values = event.stats if isinstance(event, StatsRealtimeUpdate) else event.odds
+        parts.extend(_pairs({k: _raw(v) for k, v in values.items()}))
+    elif isinstance(event, BatchUpdate):
+        matches = data.get("matches")
+        if isinstance(matches, list):
+            parts.append(f"{len(matches)} matches")
+    elif isinstance(event, OddsUpdate):
+        if "live1x2" in data:
+            parts.append(f"1x2 {data['live1x2']}")
+    else:
+        if data.get("timer") is not None:
+            parts.append(f"{data['timer']}'")
+        if data.get("score") is not None:
+            parts.append(str(data["score"]))
+        if isinstance(event, StatsUpdate) and data.get("possession") is not None:
+            parts.append(f"possession {data['possession']}")
+    return parts
+
+
+def _raw(value: Any) -> str:
+    """A parsed stat or odds value back in its wire form (``55;45``, ``1.9;1.9|2.5``)."""
+    if isinstance(value, Odds):
+        text = ";".join(_num(p) for p in value.prices)
+        return text if value.line is None else f"{text}|{_num(value.line)}"
+    if isinstance(value, StatPair):
+        return f"{value.team_a:g};{value.team_b:g}"
+    return str(value)
+
+
+def _lifecycle(event: Any) -> tuple[str, bool] | None:
+    """The text of a lifecycle or control event and whether it is an alert, else None."""
+    if isinstance(event, Connected):
+        again = f" (attempt {event.attempt})" if event.attempt else ""
+        return f"connected {event.url}{again}", False
+    if isinstance(event, Subscribed):
+        return f"subscribed #{_text(event.subscription_id)} {','.join(event.channels)}", False
+    if isinstance(event, FeedSubscribed):
+        return f"subscribed {event.topic}", False
+    if isinstance(event, FeedUnsubscribed):
+        return f"unsubscribed {event.topic}", False
+    if isinstance(event, Unsubscribed):
+        return "unsubscribed", False
+    if isinstance(event, Disconnected):
+        then = "reconnecting" if event.will_reconnect else "not reconnecting"
+        return f"disconnected: {event.reason}; {then}", not event.will_reconnect
+    if isinstance(event, Reconnecting):
+        return f"reconnecting: attempt {event.attempt} in {event.delay:.2f} s", False
+    if isinstance(event, Stale):
+        return f"stale: server silent for {event.silent_for:.1f} s; replacing the connection", True
+    if isinstance(event, Overflow):
+        return f"overflow: {event.dropped} older {event.channel} events coalesced away", True
+    if isinstance(event, MalformedFrame):
+        return f"malformed frame skipped: {event.error}", True
+    if isinstance(event, Closed):
+        if event.error is not None:
+            return f"closed: {event.error}", True
+        return "closed", False
+    if isinstance(event, ServerError | FeedError):
+        code = f" {event.code}" if event.code else ""
+        return f"server error{code}: {event.message}", True
+    if isinstance(event, Pong | FeedPong):
+        rtt = "" if event.rtt is None else f" rtt {event.rtt * 1000:.1f} ms"
+        return f"pong{rtt}", False
+    if isinstance(event, Heartbeat):
+        return "heartbeat", False
+    if isinstance(event, UnknownMessage):
+        return f"unknown message type {event.type!r}", True
+    return None
+
+
+def format_event(event: Any, at: float | None = None, *, color: bool = False) -> str:
+    """One event as one readable line, for example::
+
+        10:30:05.123 orders UPDATE #123 PLACED->FILLED 100.0@0.45 polymarket
+        10:30:05.124 -- subscribed #1 orders,bets
+
+    ``at`` (seconds since the epoch) adds the local time of day in front; without it the
+    line starts with the channel. Data lines name the channel first; lifecycle and control
+    events start with ``--`` (``!!`` for the ones that need attention). ``color=True`` adds
+    ANSI colours. Any event type gives a line, unknown ones their ``repr``.
+    """
+    head = ""
+    if at is not None:
+        clock = datetime.fromtimestamp(at).strftime("%H:%M:%S.%f")[:-3]
+        head = _paint(clock, _DIM, color) + " "
+    details = _MM_DETAILS.get(type(event))
+    if details is not None:
+        channel = event.channel
+        body = f"{event.event} " + " ".join(details(event))
+        return f"{head}{_paint(channel, _CHANNEL_COLORS.get(channel, ''), color)} {body}"
+    if isinstance(event, FeedEvent):
+        channel, *rest = _feed(event)
+        return f"{head}{_paint(channel, _FEED_COLOR, color)} {' '.join(rest)}"
+    described = _lifecycle(event)
+    if described is None:
+        return f"{head}-- {event!r}"
+    text, alert = described
+    if alert:
+        return head + _paint(f"!! {text}", _ALERT, color)
+    return head + _paint(f"-- {text}", _LIFECYCLE, color)
+
+
+def _jsonable(value: Any) -> Any:
+    if attrs.has(type(value)):
+        out: dict[str, Any] = {}
+        for field in attrs.fields(type(value)):
+            if field.name == "received_at" or (field.name == "raw" and not field.repr):
+                continue
+            item = getattr(value, field.name)
+            if item is None or (field.name == "extra" and not item):
+                continue
+            out[field.name] = _jsonable(item)
+        return out
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, BaseException):
+        return str(value)
+    return value
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def event_to_json(event: Any, at: float | None = None) -> str:
+    """One event as one line of JSON: ``type`` (the class name), ``time`` (ISO UTC, when
+    ``at`` is given), ``channel`` for data events, then the event's fields. Fields that are
+    ``None`` are left out, datetimes are ISO strings, enums their wire values."""
+    out: dict[str, Any] = {"type": type(event).__name__}
+    if at is not None:
+        out["time"] = _iso(at)
+    channel = getattr(event, "channel", None)
+    if isinstance(channel, str):
+        out["channel"] = channel
+    body = _jsonable(event)
+    if isinstance(body, dict):
+        out.update(body)
+    return json.dumps(out, ensure_ascii=False)
+
+
+# -- output, counting and the summary -----------------------------------------------------
+
+
+class _Failure(Exception):
+    """An expected failure: ``main`` prints ``mmws: error: <message>`` and exits 1."""
+
+
+class _Out:
+    """Writes lines to stdout, never a secret; counts data events and arrival latency."""
+
+    def __init__(self, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> None:
+        self.jsonl: bool = getattr(args, "jsonl", False)
+        self.stdout = stdout
+        self.stderr = stderr
+        wants = os.environ.get("NO_COLOR", "") == "" and not self.jsonl
+        self.color = wants and _isatty(stdout)
+        self.secrets: list[str] = []
+        self.channels: Counter[str] = Counter()
+        self.latencies: list[float] = []
+        self.connections = 0
+        self.started = time.monotonic()
+        # Live events carry time.monotonic() readings; this turns them into wall time.
+        self.wall_offset = time.time() - time.monotonic()
+
+    def scrub(self, text: str) -> str:
+        return redact(text, *self.secrets) if self.secrets else text
+
+    def note(self, text: str) -> None:
+        """A line about the run itself: stdout for people, stderr when stdout is JSON."""
+        stream = self.stderr if self.jsonl else self.stdout
+        stream.write(self.scrub(_paint(text, _DIM, self.color)) + "\n")
+        stream.flush()
+
+    def event(self, event: Any, *, live: bool, last_at: float | None = None) -> float | None:
+        """Print ``event``; return the wall time shown (None when unknown)."""
+        received = getattr(event, "received_at", None)
+        if received:
+            at: float | None = received + self.wall_offset if live else received
+        else:
+            at = time.time() if live else last_at
+        if self.jsonl:
+            line = event_to_json(event, at)
+        elif at is None:
+            line = _BLANK_TIME + " " + format_event(event, color=self.color)
+        else:
+            line = format_event(event, at, color=self.color)
+        self.stdout.write(self.scrub(line) + "\n")
+        self.stdout.flush()
+        if isinstance(event, Broadcast | FeedEvent):
+            self.channels[event.channel] += 1
+            if live and received:
+                self.latencies.append(time.monotonic() - received)
+        elif isinstance(event, Connected):
+            self.connections += 1
+        return at
+
+    def summary(self, reconnects: int | None, extra: str = "") -> None:
+        elapsed = time.monotonic() - self.started
+        total = sum(self.channels.values())
+        per = ", ".join(f"{name} {count}" for name, count in self.channels.most_common())
+        self.note(f"summary after {elapsed:.1f} s{extra}")
+        self.note(f"  events      {total}" + (f" ({per})" if per else ""))
+        if reconnects is not None:
+            self.note(f"  reconnects  {reconnects}")
+        else:
+            self.note(f"  connections {self.connections}")
+        if self.latencies:
+            p50, p99 = _percentile(self.latencies, 50), _percentile(self.latencies, 99)
+            self.note(
+                f"  latency     p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms "
+                f"(arrival to print, {len(self.latencies)} events)"
+            )
+
+
+def _percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# -- running clients -----------------------------------------------------------------------
+
+_DONE = object()
+
+
+def _forward(client: StreamClient, merged: queue.Queue[Any]) -> None:
+    """Move one client's events into the shared queue, in order, then say it is done.
+
+    The shared queue is bounded, so a slow terminal still pushes back on the client's own
+    queue and from there on the socket."""
+    try:
+        for event in client:
+            merged.put(event)
+    finally:
+        merged.put(_DONE)
+
+
+def _stream(clients: Sequence[StreamClient], out: _Out, duration: float | None) -> None:
+    """Print the clients' events until the duration ends, Ctrl-C, or a client closes; then
+    close them all and print what they had already received. Raises ``_Failure`` if a
+    client was closed by a fatal error."""
+    merged: queue.Queue[Any] = queue.Queue(maxsize=256)
+    forwarders = [
+        threading.Thread(
+            target=_forward, args=(client, merged), name=f"mmws-cli-forward-{n}", daemon=True
+        )
+        for n, client in enumerate(clients)
+    ]
+    for thread in forwarders:
+        thread.start()
+    deadline = None if duration is None else out.started + duration
+    running = len(clients)
+    fatal: list[MmwsError] = []
+
+    def show(item: Any) -> bool:
+        """Print one item; False once the run should stop."""
+        nonlocal running
+        if item is _DONE:
+            running -= 1
+            return False
+        out.event(item, live=True)
+        if isinstance(item, Closed):
+            if item.error is not None:
+                fatal.append(item.error)
+            return False
+        return True
+
+    try:
+        while running:
+            wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if wait <= 0:
+                break
+            try:
+                item = merged.get(timeout=wait)
+            except queue.Empty:
+                continue
+            if not show(item):
+                break
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a stream is stopped: close, drain and summarise below
+    for client in clients:
+        client.close()
+    # Events queued before close() are still delivered, ending with each client's Closed.
+    drain_until = time.monotonic() + 5.0
+    while running and time.monotonic() < drain_until:
+        try:
+            show(merged.get(timeout=0.1))
+        except queue.Empty:
+            continue
+    for thread in forwarders:
+        thread.join(max(0.0, drain_until - time.monotonic()))
+    if fatal:
+        raise _Failure(_describe(fatal[0]))
+
+
+def _reconnects(clients: Sequence[StreamClient]) -> int:
+    return sum(client.health().reconnects for client in clients)
+
+
+def _describe(error: BaseException) -> str:
+    """An error as the sentence after ``mmws: error:``."""
+    if isinstance(error, AuthenticationError):
+        return f"the server rejected the API key ({error.message})"
+    if isinstance(error, ConnectionLimitError):
+        return f"the server refused the connection: too many open for this key ({error.message})"
+    if isinstance(error, ConnectError):
+        return f"could not connect: {error}"
+    return str(error) or type(error).__name__
+
+
+@contextmanager
+def _simulator(args: argparse.Namespace, out: _Out) -> Iterator[Any]:
+    try:
+        from mmws.sim import Simulator
+    except ImportError as exc:
+        raise _Failure(
+            f"the simulator needs the 'sim' extra: python -m pip install 'mmws[sim]' ({exc})"
+        ) from None
+    with Simulator(seed=args.seed, rate=args.rate) as sim:
+        out.secrets.extend((sim.api_key, sim.feed_token))
+        out.note(f"-- simulator on {sim.mm_url} (seed {args.seed}, {args.rate:g} events/s)")
+        yield sim
+
+
+def _connect(stack: ExitStack, client: StreamClient) -> StreamClient:
+    stack.callback(client.close)
+    client.connect()
+    return client
+
+
+def _api_key(args: argparse.Namespace, out: _Out) -> str:
+    if args.api_key:
+        out.stderr.write(
+            "mmws: warning: --api-key is visible to other users in process lists; "
+            f"prefer the {KEY_ENV} environment variable\n"
+        )
+        key: str = args.api_key
+    else:
+        key = os.environ.get(KEY_ENV, "")
+    if not key:
+        raise _Failure(f"no API key: set the {KEY_ENV} environment variable")
+    out.secrets.append(key)
+    return key
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _cmd_demo(args: argparse.Namespace, out: _Out) -> None:
+    with ExitStack() as stack:
+        sim = stack.enter_context(_simulator(args, out))
+        clients: list[StreamClient] = [
+            _connect(stack, MMClient(sim.api_key, url=sim.mm_url, connect_timeout=5.0))
+        ]
+        if args.feed:
+            feed = FeedClient(
+                url=sim.feed_url,
+                subscriptions=[("MAIN", "all"), ("STATS_REALTIME", "all")],
+                connect_timeout=5.0,
+            )
+            clients.append(_connect(stack, feed))
+        until = "Ctrl-C" if args.duration is None else f"{args.duration:g} s or Ctrl-C"
+        out.note(f"-- streaming until {until}")
+        _stream(clients, out, args.duration)
+        out.summary(_reconnects(clients))
+
+
+def _cmd_listen(args: argparse.Namespace, out: _Out, record: str | None = None) -> None:
+    with ExitStack() as stack:
+        if args.url is None and record is not None:
+            sim = stack.enter_context(_simulator(args, out))
+            key, url = sim.api_key, sim.mm_url
+        else:
+            key, url = _api_key(args, out), args.url or DEFAULT_URL
+        try:
+            client = MMClient(key, channels=args.channels, url=url, record=record)
+        except OSError as exc:  # the recording file cannot be created
+            raise _Failure(f"cannot write {record}: {exc.strerror or exc}") from None
+        _connect(stack, client)
+        _stream([client], out, args.duration)
+        out.summary(_reconnects([client]), f", recorded to {record}" if record else "")
+
+
+def _cmd_record(args: argparse.Namespace, out: _Out) -> None:
+    _cmd_listen(args, out, record=args.file)
+
+
+def _cmd_replay(args: argparse.Namespace, out: _Out) -> None:
+    events = replay(args.file, args.speed)
+    last_at: float | None = None
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration:
+                break
+            except ConfigError as exc:
+                raise _Failure(str(exc)) from None
+            except OSError as exc:
+                raise _Failure(f"cannot read {args.file}: {exc.strerror or exc}") from None
+            except (ValueError, EOFError):
+                raise _Failure(f"{args.file} is not an mmws recording") from None
+            last_at = out.event(event, live=False, last_at=last_at)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        getattr(events, "close", lambda: None)()  # a generator: closes the file now
+    out.summary(None, f", replayed from {args.file}")
+
+
+def _cmd_sim(argv: Sequence[str]) -> int:
+    """``mmws sim ...`` is ``python -m mmws.sim ...``: the simulator's own ``main``."""
+    try:
+        module = importlib.import_module("mmws.sim.__main__")
+    except ImportError as exc:
+        raise _Failure(
+            f"the simulator needs the 'sim' extra: python -m pip install 'mmws[sim]' ({exc})"
+        ) from None
+    result = module.main(list(argv), prog="mmws sim")
+    return int(result or 0)
+
+
+# -- arguments ------------------------------------------------------------------------------
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``mmws listen: error: ...``), not usage plus error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+def _channels(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
+    bad = [name for name in names if name not in CHANNELS]
+    if bad or not names:
+        problem = f"unknown channel {bad[0]!r}" if bad else "no channel given"
+        raise argparse.ArgumentTypeError(f"{problem}; choose from {','.join(CHANNELS)}")
+    return names
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be 0 or more events per second, got {text!r}")
+    return value
+
+
+_DESCRIPTION = """\
+mmws: the 55-tech MM WebSocket (and the Soccer Football Info feed) from a terminal.
+
+One line per event. The API key is read from the MMWS_API_KEY environment variable and
+never printed."""
+
+_EPILOG = """\
+examples:
+  mmws demo --duration 5                     the bundled simulator, no key needed
+  export MMWS_API_KEY=...                    your key (a UUID)
+  mmws listen --channels orders,bets         the live stream, one line per event
+  mmws listen --jsonl | jq .                 JSON lines for scripts
+  mmws record today.jsonl.gz --duration 3600
+  mmws replay today.jsonl.gz --speed 10
+
+'mmws COMMAND --help' describes each command."""
+
+
+def _wrap(text: str) -> str:
+    """A description paragraph filled to the width argparse uses for options."""
+    return textwrap.fill(text, width=78)
+
+
+def _parser() -> _Parser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(prog="mmws", description=_DESCRIPTION, epilog=_EPILOG, formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"mmws {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    output = _Parser(add_help=False)
+    output.add_argument(
+        "--jsonl", action="store_true", help="print JSON lines instead of readable lines"
+    )
+    output.add_argument(
+        "-v", "--verbose", action="store_true", help="also log what the client does to stderr"
+    )
+    running = _Parser(add_help=False)
+    running.add_argument(
+        "--duration",
+        type=_positive,
+        metavar="S",
+        help="stop after S seconds (default: run until Ctrl-C)",
+    )
+    simulated = _Parser(add_help=False)
+    simulated.add_argument(
+        "--rate",
+        type=_rate,
+        default=20.0,
+        metavar="N",
+        help="simulator events per second (default: 20)",
+    )
+    simulated.add_argument(
+        "--seed", type=int, default=0, help="simulator seed: same seed, same events (default: 0)"
+    )
+    server = _Parser(add_help=False)
+    server.add_argument(
+        "--channels",
+        type=_channels,
+        default=CHANNELS,
+        metavar="LIST",
+        help=f"comma-separated channels (default: {','.join(CHANNELS)})",
+    )
+    server.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"the API key; visible in process lists, so prefer {KEY_ENV}",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[output, running, simulated],
+        formatter_class=fmt,
+        help="watch a simulated session: no key, no network",
+        description=_wrap(
+            "Start the bundled simulator in this process, connect an MMClient to it and "
+            "print one line per event, then a summary (events per channel, reconnects, "
+            "arrival-to-print latency). Runs until Ctrl-C or --duration."
+        ),
+        epilog="example:\n  mmws demo --duration 5 --feed",
+    )
+    demo.add_argument(
+        "--feed", action="store_true", help="also connect a FeedClient to the simulated feed"
+    )
+    demo.set_defaults(run=_cmd_demo)
+
+    commands.add_parser(
+        "sim",
+        add_help=False,
+        help="run the simulator server (as python -m mmws.sim; see 'mmws sim --help')",
+    )
+
+    listen = commands.add_parser(
+        "listen",
+        parents=[output, running, server],
+        formatter_class=fmt,
+        help="print a live MM stream",
+        description=_wrap(
+            f"Connect to an MM WebSocket server and print one line per event (or JSON "
+            f"lines with --jsonl). The key comes from {KEY_ENV}. Reconnects by itself; "
+            "events broadcast while disconnected are lost (MM has no replay)."
+        ),
+        epilog=f"example:\n  {KEY_ENV}=... mmws listen --channels orders,bets --jsonl",
+    )
+    listen.add_argument(
+        "--url", default=DEFAULT_URL, help=f"the server's WebSocket URL (default: {DEFAULT_URL})"
+    )
+    listen.set_defaults(run=_cmd_listen)
+
+    record = commands.add_parser(
+        "record",
+        parents=[output, running, server, simulated],
+        formatter_class=fmt,
+        help="print a stream and record it to FILE",
+        description=_wrap(
+            "Like listen, and write every frame the server sends to FILE (JSON lines; gzip "
+            "when FILE ends in .gz) for 'mmws replay'. Without --url the bundled simulator "
+            "is started in-process and recorded. The API key is never written."
+        ),
+        epilog="examples:\n  mmws record demo.jsonl --duration 10\n"
+        f"  {KEY_ENV}=... mmws record live.jsonl.gz --url {DEFAULT_URL}",
+    )
+    record.add_argument("file", metavar="FILE", help="where to write the recording")
+    record.add_argument(
+        "--url", help="the server's WebSocket URL (default: an in-process simulator)"
+    )
+    record.set_defaults(run=_cmd_record)
+
+    replay_cmd = commands.add_parser(
+        "replay",
+        parents=[output],
+        formatter_class=fmt,
+        help="print a recording made by 'mmws record'",
+        description=_wrap(
+            "Decode a recording with the same code as a live client and print the same "
+            "lines. As fast as possible unless --speed is given."
+        ),
+        epilog="example:\n  mmws replay demo.jsonl --speed 1",
+    )
+    replay_cmd.add_argument("file", metavar="FILE", help="a recording from 'mmws record'")
+    replay_cmd.add_argument(
+        "--speed",
+        type=_positive,
+        metavar="X",
+        help="keep the recorded pacing, X times faster (default: no waiting)",
+    )
+    replay_cmd.set_defaults(run=_cmd_replay)
+    return parser
+
+
+@contextmanager
+def _logging(verbose: bool, stderr: TextIO) -> Iterator[None]:
+    """The CLI reports through events; library logs go to stderr only with ``-v``."""
+    logger = logging.getLogger("mmws")
+    level = logger.level
+    handler: logging.Handler | None = None
+    if verbose:
+        handler = logging.StreamHandler(stderr)
+        handler.setFormatter(logging.Formatter("mmws: %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    else:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if handler is not None:
+            logger.removeHandler(handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mmws`` command with ``argv`` (default ``sys.argv[1:]``); return the exit
+    status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    stdout, stderr = sys.stdout, sys.stderr
+    try:
+        if args_list[:1] == ["sim"]:
+            return _cmd_sim(args_list[1:])
+        args = _parser().parse_args(args_list)
+    except SystemExit as stop:  # --help and --version print, then exit
+        return stop.code if isinstance(stop.code, int) else _EXIT_USAGE
+    except _UsageError as exc:
+        stderr.write(f"{exc}\n")
+        return _EXIT_USAGE
+    except _Failure as exc:
+        stderr.write(f"mmws: error: {exc}\n")
+        return _EXIT_ERROR
+    except KeyboardInterrupt:
+        return _EXIT_INTERRUPTED
+    out = _Out(args, stdout, stderr)
+    try:
+        with _logging(args.verbose, stderr):
+            args.run(args, out)
+    except (_Failure, MmwsError) as exc:
+        stderr.write(out.scrub(f"mmws: error: {_describe(exc)}") + "\n")
+        return _EXIT_ERROR
+    except KeyboardInterrupt:
+        stderr.write("mmws: interrupted\n")
+        return _EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (mmws listen --jsonl | head): stop quietly. Point stdout at
+        # /dev/null so the interpreter's final flush does not complain again.
+        try:
+            target = stdout.fileno()
+        except (OSError, ValueError):
+            return 0  # not a real file (a test's capture): nothing to protect
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, target)
+        os.close(devnull)
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,555 @@
+"""The ``mmws`` command, against the simulator over real sockets.
+
+Most tests call :func:`mmws.cli.main` in this process (fast, and measured by coverage); the
+acceptance checks run the real console entry point as a subprocess, and the Ctrl-C check
+runs it under a pseudo-terminal. Every wait has a deadline; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+import mmws
+from mmws.cli import event_to_json, format_event, main
+from mmws.feed.protocol import FeedProtocol
+from mmws.mm.protocol import MMProtocol
+from mmws.sim import Simulator
+
+KEY = "6f1c1c4e-2f62-4a3e-9d7a-0b3f2a1e9c11"
+UNKNOWN_KEY = "11111111-2222-4333-8444-555555555555"
+NOT_A_UUID = "not-a-uuid-but-very-secret-7f3a"
+DATA = Path(__file__).parent.parent / "data"
+EVENT_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (orders|bets|accounts|scores|emergency) ")
+CLI = [sys.executable, "-m", "mmws.cli"]
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(api_keys={KEY: "client-a"}, rate=100.0, seed=3) as server:
+        yield server
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    """The environment for a subprocess: no colour unless a test asks, no inherited key."""
+    out = {k: v for k, v in os.environ.items() if k not in ("MMWS_API_KEY", "NO_COLOR")}
+    out["NO_COLOR"] = "1"
+    return out
+
+
+def decode_mm(frame: str, at: float = 0.0) -> Any:
+    proto = MMProtocol()
+    proto.receive_text(frame, at)
+    (event,) = proto.events_received()
+    return event
+
+
+def local(hour: int, minute: int, second: int, ms: int) -> float:
+    return datetime(2026, 2, 15, hour, minute, second, ms * 1000).timestamp()
+
+
+# -- formatting -------------------------------------------------------------------------------
+
+
+def test_the_order_fill_from_the_docs_reads_as_one_line() -> None:
+    event = decode_mm((DATA / "seed_order_fill.json").read_text())
+    line = format_event(event, local(10, 30, 5, 123))
+    assert line == "10:30:05.123 orders UPDATE #123 PLACED->FILLED 100.0@0.45 polymarket"
+    assert format_event(event) == "orders UPDATE #123 PLACED->FILLED 100.0@0.45 polymarket"
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (
+            '{"type":"broadcast","channel":"bets","event":"INSERT","payload":{"betId":456,'
+            '"orderId":123,"bookmaker":"vertex","placedPrice":1.808,"placedStake":100.0,'
+            '"betStatus":"placed"}}',
+            "bets INSERT #456 order #123 placed 100.0@1.808 vertex",
+        ),
+        (
+            '{"type":"broadcast","channel":"bets","event":"UPDATE","payload":{"betId":456,'
+            '"settlementStatus":"won"},"old":{"settlementStatus":"undecided"}}',
+            "bets UPDATE #456 UNDECIDED->WON",
+        ),
+        (
+            '{"type":"broadcast","channel":"orders","event":"UPDATE","payload":{"orderId":7,'
+            '"orderStatus":"PLACED","matchedStatus":"PARTIALLY_MATCHED","matchedStake":40.0,'
+            '"orderStake":100.0,"orderCents":0.5},"old":{"matchedStatus":"NOT_MATCHED"}}',
+            "orders UPDATE #7 PLACED NOT_MATCHED->PARTIALLY_MATCHED 40.0/100.0@0.5",
+        ),
+        (
+            '{"type":"broadcast","channel":"accounts","event":"UPDATE","payload":{"exchange":'
+            '"kalshi","username":"0x1234567890abcdef","balance":90.5,"active":false},'
+            '"old":{"balance":100.0}}',
+            "accounts UPDATE kalshi 0x1234..cdef balance 100.0->90.5 active False",
+        ),
+        (
+            (DATA / "seed_score_update.json").read_text(),
+            "scores UPDATE id1000000861624412 2-1 67' 2nd Half",
+        ),
+        ((DATA / "seed_emergency.json").read_text(), "emergency UPDATE ON Manual trigger"),
+        ((DATA / "seed_subscribed.json").read_text(), "-- subscribed #1 orders,bets"),
+        ('{"type":"error","message":"Invalid API key"}', "!! server error: Invalid API key"),
+        ('{"type":"surprise","x":1}', "!! unknown message type 'surprise'"),
+    ],
+)
+def test_each_mm_event_kind_has_a_readable_line(frame: str, expected: str) -> None:
+    assert format_event(decode_mm(frame)).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (
+            '{"type":"match_start","channel":"MAIN","matchId":"12345","leagueId":"1","ts":1,'
+            '"data":{"teamA":{"name":"Arsenal"},"teamB":{"name":"Fulham"}}}',
+            "MAIN match_start match 12345 Arsenal v Fulham",
+        ),
+        (
+            '{"type":"goal","channel":"MAIN","matchId":"12345","data":{"timer":"35",'
+            '"score":"1;0"}}',
+            "MAIN goal match 12345 35' 1;0",
+        ),
+        (
+            '{"type":"event","channel":"STATS","scope":"match","id":"12345","eventType":'
+            '"stats_update","data":{"timer":"35","score":"1;0","possession":"55;45"}}',
+            "STATS stats_update match 12345 35' 1;0 possession 55;45",
+        ),
+        (
+            '{"type":"event","channel":"ODDS","scope":"match","id":"12345","eventType":'
+            '"odds_update","data":{"live1x2":"1.85;3.60;4.20"}}',
+            "ODDS odds_update match 12345 1x2 1.85;3.60;4.20",
+        ),
+        (
+            '{"type":"stats_update_realtime","channel":"STATS_REALTIME","matchId":"9","data":'
+            '{"changedStats":[{"stat":"possession","value":"56;44"},{"stat":"corners",'
+            '"value":"5;2"},{"stat":"fouls","value":"1;1"},{"stat":"xg","value":"0.5;0.1"}]}}',
+            "STATS_REALTIME stats_update_realtime match 9 possession 56;44 corners 5;2 "
+            "fouls 1;1 +1 more",
+        ),
+        (
+            '{"type":"odds_update_realtime","channel":"ODDS_REALTIME","matchId":"9","data":'
+            '{"changedOdds":[{"market":"liveOU","value":"2.10;1.70|2.5"}]}}',
+            "ODDS_REALTIME odds_update_realtime match 9 liveOU 2.1;1.7|2.5",
+        ),
+        (
+            '{"type":"event","channel":"STATS","scope":"all","eventType":"batch_update",'
+            '"data":{"matches":[{"matchId":"1"},{"matchId":"2"}]}}',
+            "STATS batch_update 2 matches",
+        ),
+        (
+            '{"type":"error","code":"CHANNEL_NOT_ALLOWED","message":"no"}',
+            "!! server error CHANNEL_NOT_ALLOWED: no",
+        ),
+    ],
+)
+def test_each_feed_event_kind_has_a_readable_line(frame: str, expected: str) -> None:
+    proto = FeedProtocol()
+    proto.receive_text(frame, 0.0)
+    (event,) = proto.events_received()
+    assert format_event(event) == expected
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (mmws.Connected("ws://h/ws/subscribe", 2), "-- connected ws://h/ws/subscribe (attempt 2)"),
+        (mmws.Disconnected("gone", True), "-- disconnected: gone; reconnecting"),
+        (mmws.Disconnected("refused", False), "!! disconnected: refused; not reconnecting"),
+        (mmws.Reconnecting(1, 0.25), "-- reconnecting: attempt 1 in 0.25 s"),
+        (mmws.Stale(12.0), "!! stale: server silent for 12.0 s; replacing the connection"),
+        (mmws.Overflow("scores", 5), "!! overflow: 5 older scores events coalesced away"),
+        (mmws.Closed(), "-- closed"),
+        (mmws.Closed(mmws.AuthenticationError("Invalid API key")), "!! closed: Invalid API key"),
+        (mmws.Pong(0.0015), "-- pong rtt 1.5 ms"),
+        (mmws.Heartbeat(), "-- heartbeat"),
+        (mmws.Unsubscribed(), "-- unsubscribed"),
+        (mmws.FeedSubscribed("MAIN", "all", "MAIN:all"), "-- subscribed MAIN:all"),
+        (mmws.FeedUnsubscribed("MAIN", "all", "MAIN:all"), "-- unsubscribed MAIN:all"),
+        (
+            mmws.MalformedFrame(mmws.RemoteProtocolError("bad frame")),
+            "!! malformed frame skipped: bad frame",
+        ),
+        ("something else", "-- 'something else'"),
+    ],
+)
+def test_lifecycle_events_are_marked(event: Any, expected: str) -> None:
+    assert format_event(event) == expected
+
+
+def test_color_is_ansi_and_only_on_request() -> None:
+    event = decode_mm((DATA / "seed_order_fill.json").read_text())
+    plain = format_event(event, 0.0)
+    colored = format_event(event, 0.0, color=True)
+    assert "\x1b[" not in plain
+    assert "\x1b[36morders\x1b[0m" in colored
+    assert re.sub(r"\x1b\[[0-9;]*m", "", colored) == plain
+    assert format_event(mmws.Closed(mmws.ClientClosed("x")), color=True).startswith("\x1b[1;31m")
+
+
+def test_json_lines_carry_typed_fields_without_nones() -> None:
+    event = decode_mm((DATA / "seed_order_fill.json").read_text(), at=5.0)
+    record = json.loads(event_to_json(event, local(10, 30, 5, 123)))
+    assert record["type"] == "OrderEvent"
+    assert record["channel"] == "orders"
+    assert record["event"] == "UPDATE"
+    assert record["time"].endswith("Z") and len(record["time"]) == 24
+    assert record["payload"]["order_id"] == 123
+    assert record["payload"]["order_status"] == "FILLED"
+    assert record["payload"]["matched_at"] == "2026-02-15T10:30:05Z"
+    assert "settled_at" not in record["payload"]
+    assert record["old"] == {
+        "order_status": "PLACED",
+        "matched_status": "NOT_MATCHED",
+        "matched_stake": 0.0,
+    }
+    assert "received_at" not in record
+    closed = json.loads(event_to_json(mmws.Closed(mmws.ClientClosed("bye"))))
+    assert closed == {"type": "Closed", "error": "bye"}
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+
+def test_demo_as_a_subprocess_prints_typed_lines_and_a_summary(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [*CLI, "demo", "--duration", "2"], env=env, capture_output=True, text=True, timeout=30
+    )
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stderr
+    assert len([line for line in lines if EVENT_LINE.match(line)]) >= 10
+    assert any(line.startswith("summary after") for line in lines)
+    assert any(re.match(r"  events +\d+ \(orders \d+", line) for line in lines)
+    assert "  reconnects  0" in lines
+    assert any(re.match(r"  latency +p50 [\d.]+ ms, p99 [\d.]+ ms", line) for line in lines)
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr == ""
+
+
+def test_demo_survives_ctrl_c_under_a_terminal() -> None:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "mmws.cli", "demo"],
+        encoding="utf-8",
+        timeout=15,
+        env={k: v for k, v in os.environ.items() if k != "NO_COLOR"},
+    )
+    try:
+        for _ in range(3):
+            child.expect(
+                r"\d\d:\d\d:\d\d\.\d{3}\x1b\[0m \x1b\[[0-9;]+m(orders|bets|accounts|"
+                r"scores|emergency)"
+            )
+        child.sendintr()
+        child.expect("summary after")
+        child.expect(pexpect.EOF)
+        output = child.before
+    finally:
+        child.close()
+    assert child.exitstatus == 0, output
+    assert child.signalstatus is None
+    assert "Traceback" not in output
+    assert "KeyboardInterrupt" not in output
+
+
+def test_demo_in_process_with_the_feed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--duration", "1", "--feed", "--rate", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "-- subscribed MAIN:all" in out
+    assert re.search(r"^\S+ (MAIN|STATS_REALTIME) \w+ match \d+", out, re.M)
+    assert re.search(r"^\S+ orders (INSERT|UPDATE) #\d+", out, re.M)
+    assert out.count("-- closed") == 2
+
+
+def test_demo_jsonl_puts_notes_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--duration", "0.5", "--jsonl", "--rate", "60"]) == 0
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert records[0]["type"] == "Connected"
+    assert records[-1] == {"type": "Closed", "time": records[-1]["time"]}
+    assert any(r.get("channel") == "orders" for r in records)
+    assert "summary after" in captured.err
+
+
+def test_a_broken_pipe_ends_the_stream_quietly(env: dict[str, str]) -> None:
+    with subprocess.Popen(
+        [*CLI, "demo", "--jsonl", "--rate", "100"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        for _ in range(3):
+            json.loads(proc.stdout.readline())
+        proc.stdout.close()
+        try:
+            code = proc.wait(timeout=15)
+        finally:
+            proc.kill()
+        err = proc.stderr.read()
+    assert code == 0
+    assert "Traceback" not in err
+    assert "BrokenPipe" not in err
+
+
+# -- listen -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [UNKNOWN_KEY, NOT_A_UUID], ids=["unknown-uuid", "not-a-uuid"])
+def test_listen_with_a_bad_key_says_so_in_one_line(
+    sim: Simulator, key: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMWS_API_KEY", key)
+    assert main(["listen", "--url", sim.mm_url, "--channels", "orders,bets"]) == 1
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    if key == UNKNOWN_KEY:
+        assert line == "mmws: error: the server rejected the API key (Invalid API key)"
+    else:
+        assert line.startswith("mmws: error: api_key is not a valid UUID")
+    assert key not in captured.out + captured.err
+    assert key[-8:] not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("key", [UNKNOWN_KEY, NOT_A_UUID], ids=["unknown-uuid", "not-a-uuid"])
+def test_listen_with_a_bad_key_as_a_subprocess(
+    sim: Simulator, key: str, env: dict[str, str]
+) -> None:
+    done = subprocess.run(
+        [*CLI, "listen", "--url", sim.mm_url],
+        env={**env, "MMWS_API_KEY": key},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith("mmws: error: ")
+    assert "Traceback" not in done.stderr
+    assert key not in done.stdout + done.stderr
+
+
+def test_listen_prints_json_lines_and_never_the_key(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "listen",
+            "--url",
+            sim.mm_url,
+            "--channels",
+            "orders,scores",
+            "--jsonl",
+            "--duration",
+            "0.6",
+            "--api-key",
+            KEY,
+        ]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert {r.get("channel") for r in records} <= {None, "orders", "scores"}
+    assert sum(1 for r in records if r.get("channel")) >= 5
+    subscribed = next(r for r in records if r["type"] == "Subscribed")
+    assert subscribed["channels"] == ["orders", "scores"]
+    assert "--api-key is visible to other users in process lists" in captured.err
+    assert KEY not in captured.out + captured.err
+
+
+def test_listen_verbose_logs_to_stderr_without_the_key(
+    sim: Simulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMWS_API_KEY", KEY)
+    assert main(["listen", "--url", sim.mm_url, "-v", "--duration", "0.3"]) == 0
+    captured = capsys.readouterr()
+    assert f"mmws: INFO mmws.client: connected to {sim.mm_url}" in captured.err
+    assert KEY not in captured.out + captured.err
+
+
+def test_listen_beyond_the_connection_limit(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMWS_API_KEY", KEY)
+    with Simulator(api_keys={KEY: "a"}, rate=0, max_connections_per_key=1) as sim:
+        holder = mmws.MMClient(KEY, url=sim.mm_url).connect()
+        try:
+            assert main(["listen", "--url", sim.mm_url]) == 1
+        finally:
+            holder.close()
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        "mmws: error: the server refused the connection: too many open for this key "
+        "(Connection limit exceeded)"
+    )
+
+
+def test_listen_without_a_key_explains_where_it_comes_from(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MMWS_API_KEY", raising=False)
+    assert main(["listen", "--url", "ws://127.0.0.1:9/ws/subscribe"]) == 1
+    assert capsys.readouterr().err == (
+        "mmws: error: no API key: set the MMWS_API_KEY environment variable\n"
+    )
+
+
+def test_listen_to_nothing_is_a_connect_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMWS_API_KEY", KEY)
+    with Simulator(api_keys={KEY: "a"}, rate=0) as gone:
+        url = gone.mm_url
+    assert main(["listen", "--url", url]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("mmws: error: could not connect: ")
+
+
+def test_a_fatal_error_mid_stream_ends_listen_with_one_line(
+    sim: Simulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMWS_API_KEY", KEY)
+
+    def refuse_after_subscribe() -> None:
+        sim.wait_for(lambda: any(c.subscribed for c in sim.active_connections), timeout=10)
+        sim.reject_handshakes(401)  # the reconnect will be refused: fatal
+        sim.close_connections(1012, "service restart")  # queued after "subscribed"
+
+    helper = threading.Thread(target=refuse_after_subscribe, name="test-refuser")
+    helper.start()
+    try:
+        code = main(["listen", "--url", sim.mm_url, "--duration", "20"])
+    finally:
+        helper.join(10)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "-- disconnected:" in captured.out
+    assert "!! closed:" in captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith("mmws: error: could not connect: ") and "401" in line
+
+
+# -- arguments, help, errors ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "mmws: error: the following arguments are required: COMMAND"),
+        (
+            ["listen", "--channels", "orders,nope"],
+            "mmws listen: error: argument --channels: unknown channel 'nope'",
+        ),
+        (["listen", "--channels", ","], "mmws listen: error: argument --channels: no channel"),
+        (
+            ["demo", "--duration", "-1"],
+            "mmws demo: error: argument --duration: must be a positive number",
+        ),
+        (["demo", "--rate", "fast"], "mmws demo: error: argument --rate: not a number"),
+        (["demo", "--rate", "-3"], "mmws demo: error: argument --rate: must be 0 or more"),
+        (["replay"], "mmws replay: error: the following arguments are required: FILE"),
+        (["replay", "x", "--speed", "0"], "mmws replay: error: argument --speed: must be"),
+        (["replay", "x", "--speed", "soon"], "mmws replay: error: argument --speed: not a"),
+        (["fly"], "mmws: error: argument COMMAND: invalid choice: 'fly'"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith(message)
+    assert line.endswith("--help')")
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("command", ["demo", "listen", "record", "replay"])
+def test_help_reads_well_for_every_command(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: mmws {command}")
+    assert "example" in out
+    assert "--jsonl" in out
+
+
+def test_top_level_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "sim", "listen", "record", "replay"):
+        assert re.search(rf"^    {command} ", out, re.M), command
+    assert "MMWS_API_KEY" in out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"mmws {mmws.__version__}\n"
+
+
+def test_python_dash_m_mmws_is_the_command(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mmws", "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"mmws {mmws.__version__}\n", "")
+
+
+def test_sim_help_is_the_simulators(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--help"]) == 0
+    assert "--port" in capsys.readouterr().out
+
+
+def test_sim_runs_until_ctrl_c(env: dict[str, str]) -> None:
+    child = pexpect.spawn(
+        sys.executable, [*CLI[1:], "sim", "--port", "0"], env=env, encoding="utf-8", timeout=15
+    )
+    try:
+        child.expect(r"ws://127\.0\.0\.1:(\d+)/ws/subscribe")
+        assert int(child.match.group(1)) > 0
+        child.expect("Ctrl-C")
+        child.sendintr()
+        child.expect(pexpect.EOF)
+        output = child.before
+    finally:
+        child.close()
+    assert child.exitstatus == 0, output
+    assert "Traceback" not in output
+
+
+def test_replay_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.jsonl"
+    assert main(["replay", str(missing)]) == 1
+    assert capsys.readouterr().err.startswith(f"mmws: error: cannot read {missing}: ")
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("this is not json\n")
+    assert main(["replay", str(junk)]) == 1
+    assert capsys.readouterr().err == f"mmws: error: {junk} is not an mmws recording\n"
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"something": "else"}\n')
+    assert main(["replay", str(other)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "is not an mmws recording" in line
+
+
+def test_record_to_an_unwritable_place_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "no" / "such" / "dir" / "x.jsonl"
+    assert main(["record", str(target), "--duration", "1"]) == 1
+    assert capsys.readouterr().err.startswith(f"mmws: error: cannot write {target}: ")
