@@ -40,6 +40,7 @@ from mmws.errors import (
     ClientClosed,
     ConfigError,
     ConnectionClosed,
+    LocalProtocolError,
     MmwsError,
     RemoteProtocolError,
     TransportTimeout,
@@ -229,6 +230,8 @@ class StreamClient:
                 raise ClientClosed("this client was closed; create a new one")
             if self._threads:
                 return self
+            if self._state == "connecting":
+                raise LocalProtocolError("connect() is already running in another thread")
             self._state = "connecting"
         try:
             session, events = self._open_session(0)

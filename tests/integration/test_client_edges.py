@@ -231,3 +231,18 @@ def test_debug_logging_of_websocket_client_does_not_show_the_key(
     with mmws.MMClient(KEY, url=sim.mm_url, **FAST) as client:
         collect_until(client, of_type(mmws.Subscribed))
     assert KEY not in caplog.text
+
+
+def test_a_second_concurrent_connect_is_refused(sim: Simulator) -> None:
+    client = mmws.MMClient(KEY, url=sim.mm_url, **FAST)
+    sim.stall()  # the first connect() waits for its subscription confirmation
+    first = threading.Thread(target=client.connect, daemon=True)
+    opened = sim.stats.connections_opened
+    first.start()
+    wait_until(lambda: sim.stats.connections_opened > opened, what="the first connection")
+    with pytest.raises(mmws.LocalProtocolError, match="already running"):
+        client.connect()
+    sim.resume()
+    first.join(5)
+    assert client.health().state == "connected"
+    client.close()
