@@ -698,24 +698,22 @@ def _channels(text: str) -> tuple[str, ...]:
     return names
 
 
-def _positive(text: str) -> float:
+def _number(text: str, *, zero_ok: bool, wanted: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    if not (value >= 0 if zero_ok else value > 0) or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
     return value
+
+
+def _positive(text: str) -> float:
+    return _number(text, zero_ok=False, wanted="a positive number")
 
 
 def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"must be 0 or more events per second, got {text!r}")
-    return value
+    return _number(text, zero_ok=True, wanted="0 or more events per second")
 
 
 _DESCRIPTION = """\

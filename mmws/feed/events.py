@@ -106,6 +106,20 @@ def _parse_all(data: Mapping[str, Any], parse: Any, skip: frozenset[str]) -> Map
     return MappingProxyType(out)
 
 
+def _parse_changes(data: Mapping[str, Any], field: str, name: str, parse: Any) -> Mapping[str, Any]:
+    """``data[field]`` is a list of ``{name: ..., "value": ...}``: a mapping of name to the
+    parsed value (the raw string where it does not parse)."""
+    changed = data.get(field)
+    if not isinstance(changed, list):
+        return _EMPTY
+    values = {
+        c[name]: c.get("value")
+        for c in changed
+        if isinstance(c, dict) and isinstance(c.get(name), str)
+    }
+    return _parse_all(values, parse, frozenset())
+
+
 _STATS_NOT_PAIRS = frozenset({"timer", "extraTimer", "status"})
 
 
@@ -159,15 +173,7 @@ class StatsRealtimeUpdate(FeedEvent):
 
     @property
     def stats(self) -> Mapping[str, Any]:
-        changed = self.data.get("changedStats")
-        if not isinstance(changed, list):
-            return _EMPTY
-        pairs = {
-            c["stat"]: c.get("value")
-            for c in changed
-            if isinstance(c, dict) and isinstance(c.get("stat"), str)
-        }
-        return _parse_all(pairs, parse_pair, frozenset())
+        return _parse_changes(self.data, "changedStats", "stat", parse_pair)
 
 
 @attrs.frozen(slots=True)
@@ -176,15 +182,7 @@ class OddsRealtimeUpdate(FeedEvent):
 
     @property
     def odds(self) -> Mapping[str, Any]:
-        changed = self.data.get("changedOdds")
-        if not isinstance(changed, list):
-            return _EMPTY
-        markets = {
-            c["market"]: c.get("value")
-            for c in changed
-            if isinstance(c, dict) and isinstance(c.get("market"), str)
-        }
-        return _parse_all(markets, parse_odds, frozenset())
+        return _parse_changes(self.data, "changedOdds", "market", parse_odds)
 
 
 @attrs.frozen(slots=True)

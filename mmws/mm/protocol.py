@@ -111,7 +111,7 @@ def validate_api_key(api_key: str | Secret) -> Secret:
 def validate_channels(channels: Iterable[str]) -> tuple[str, ...]:
     """The channels as a tuple in the caller's order, without repeats; ``ConfigError`` if bad."""
     if isinstance(channels, str):
-        channels = [c.strip() for c in channels.split(",")]
+        channels = [c.strip() for c in channels.split(",") if c.strip()]
     out: list[str] = []
     for channel in channels:
         if channel not in CHANNELS:
