@@ -215,23 +215,23 @@ class Transport:
             raise ConnectError(
                 f"the server refused the WebSocket upgrade at {redacted} with HTTP {status}",
                 status=status,
-            ) from None
+            ) from _cause(exc, secrets)
         except ssl.SSLCertVerificationError as exc:
             _quiet_close(ws)
             raise ConnectError(
                 f"TLS certificate verification failed for {redacted}: "
                 f"{redact(str(exc.verify_message or exc), *secrets)}"
-            ) from None
+            ) from _cause(exc, secrets)
         except (websocket.WebSocketTimeoutException, TimeoutError) as exc:
             _quiet_close(ws)
             raise ConnectTimeout(
                 f"connecting to {redacted} timed out: {redact(str(exc), *secrets)}"
-            ) from None
+            ) from _cause(exc, secrets)
         except (websocket.WebSocketException, OSError, ValueError) as exc:
             _quiet_close(ws)
             raise ConnectError(
                 f"cannot connect to {redacted}: {type(exc).__name__}: {redact(str(exc), *secrets)}"
-            ) from None
+            ) from _cause(exc, secrets)
         ws.settimeout(options.io_timeout)
         return cls(ws, redacted, secrets)
 
@@ -244,13 +244,13 @@ class Transport:
         arrived within ``io_timeout``."""
         try:
             opcode, data = self._reader.next()
-        except TimeoutError:  # socket.timeout; a partial frame stays buffered
-            raise TransportTimeout("no data within the read timeout") from None
+        except TimeoutError as exc:  # socket.timeout; a partial frame stays buffered
+            raise TransportTimeout("no data within the read timeout") from exc
         except _ProtocolViolation as exc:
             self.close(exc.code, exc.reason, timeout=0.2)
             raise ConnectionClosed(exc.code, exc.reason) from None
         except (websocket.WebSocketException, OSError, ValueError) as exc:
-            raise ConnectionClosed(1006, self._why(exc)) from None
+            raise ConnectionClosed(1006, self._why(exc)) from _cause(exc, self._secrets)
         if opcode == ABNF.OPCODE_CLOSE:
             code, reason = _parse_close(data)
             raise ConnectionClosed(code, reason)
@@ -266,10 +266,10 @@ class Transport:
     def send(self, text: str) -> None:
         try:
             self._ws.send(text)
-        except websocket.WebSocketTimeoutException:
-            raise TransportTimeout("sending timed out: the server is not reading") from None
+        except websocket.WebSocketTimeoutException as exc:
+            raise TransportTimeout("sending timed out: the server is not reading") from exc
         except (websocket.WebSocketException, OSError, ValueError, AttributeError) as exc:
-            raise ConnectionClosed(1006, self._why(exc)) from None
+            raise ConnectionClosed(1006, self._why(exc)) from _cause(exc, self._secrets)
 
     def settimeout(self, seconds: float | None) -> None:
         try:
@@ -302,6 +302,13 @@ class Transport:
     def _why(self, exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
         return redact(f"connection lost: {text}", *self._secrets)
+
+
+def _cause(exc: BaseException, secrets: Sequence[str]) -> BaseException | None:
+    """The foreign error to chain with ``from``; ``None`` when its text would show a secret
+    (a traceback prints the chained error's message too)."""
+    text = f"{exc} {exc.args!r}"
+    return None if any(secret in text for secret in secrets if secret) else exc
 
 
 def _quiet_close(ws: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
@@ -300,7 +301,8 @@ def test_the_token_never_appears_in_logs(sim: Simulator, caplog: pytest.LogCaptu
     bad = sim.feed_url.replace(token, "0" * len(token))
     with pytest.raises(mmws.ConnectError) as info:
         mmws.FeedClient(url=bad, **FAST).connect()
-    text += str(info.value) + "\n".join(r.getMessage() for r in caplog.records)
+    text += "".join(traceback.format_exception(info.value))  # chained causes included
+    text += "\n".join(r.getMessage() for r in caplog.records)
     assert "connected to" in text and "403" in text
     assert token not in text and "0" * len(token) not in text
     provider = mmws.RestTokenProvider(API_TOKEN, base_url=sim.rest_url)

@@ -192,8 +192,9 @@ def test_unreachable_host_is_a_connect_error() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with pytest.raises(mmws.ConnectError, match="cannot connect"):
+    with pytest.raises(mmws.ConnectError, match="cannot connect") as info:
         mmws.MMClient(KEY, url=f"ws://127.0.0.1:{port}/ws/subscribe", **FAST).connect()
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)  # translated and chained
 
 
 def test_connect_timeout_bounds_the_subscription_wait(sim: Simulator) -> None:
