@@ -538,7 +538,10 @@ class StreamClient:
             try:
                 data = recv()
             except TransportTimeout:
-                continue  # a quiet line; liveness is the keepalive thread's business
+                if batch and not put_many(batch):  # never hold decoded events on a quiet line
+                    return ClientClosed("closing")
+                batch = []
+                continue  # liveness is the keepalive thread's business
             except MmwsError as exc:
                 # The close frame (or the broken frame) can share a read with data frames:
                 # deliver what was already decoded before reporting the end.

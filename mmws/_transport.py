@@ -98,7 +98,33 @@ class _FrameReader:
         self._fragment_opcode = 0
 
     def frame_ready(self) -> bool:
-        return self._frame_end() > 0
+        """True when :meth:`next` will return without reading the socket: a whole final
+        text, binary or close frame is buffered. Pings and pongs at the head are handled
+        here, so a control frame behind the last data frame never holds a batch back; a
+        fragment answers False (its continuation may still be on the way)."""
+        while True:
+            end = self._frame_end()
+            if not end:
+                return False
+            first = self._buf[self._pos]
+            opcode = first & 0x0F
+            if opcode == ABNF.OPCODE_PING or opcode == ABNF.OPCODE_PONG:
+                if first & 0x70 or not first & 0x80 or self._buf[self._pos + 1] & 0x7F > 125:
+                    return True  # malformed: next() raises it without reading
+                self.next_control(end)
+                continue
+            if opcode == ABNF.OPCODE_CLOSE:
+                return True
+            return bool(first & 0x80) and opcode != ABNF.OPCODE_CONT and not self._fragments
+
+    def next_control(self, end: int) -> None:
+        """Consume the ping or pong frame that ends at ``end`` (answering a ping)."""
+        buf, pos = self._buf, self._pos
+        opcode = buf[pos] & 0x0F
+        payload = bytes(buf[pos + 2 : end])  # control frames are at most 125 bytes
+        self._pos = end
+        if opcode == ABNF.OPCODE_PING:
+            self._pong(payload)
 
     def _frame_end(self) -> int:
         """End offset of the complete frame at ``_pos``, or 0 if it is not all here."""
@@ -148,6 +174,8 @@ class _FrameReader:
                 raise _ProtocolViolation(1002, "the server set RSV bits without an extension")
             opcode = first & 0x0F
             final = first & 0x80
+            if opcode >= 0x8 and (not final or length > 125):
+                raise _ProtocolViolation(1002, "the server sent a fragmented or long control frame")
             if opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY):
                 if self._fragments:
                     raise _ProtocolViolation(1002, "a new message began inside a fragmented one")

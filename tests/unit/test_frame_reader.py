@@ -121,3 +121,44 @@ def test_a_timeout_keeps_the_partial_frame(pair: tuple[socket.socket, socket.soc
         r.next()
     server.sendall(data[4:])
     assert r.next() == (TEXT, b"patience")
+
+
+def test_a_control_frame_behind_the_last_data_frame_does_not_claim_more_data(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """Otherwise the reader would hold its decoded batch until the next data frame."""
+    ours, server = pair
+    pongs: list[bytes] = []
+    server.sendall(frame(TEXT, b"fill") + frame(PING, b"p") + frame(PONG, b""))
+    r = reader(ours, pongs)
+    assert r.next() == (TEXT, b"fill")
+    assert r.frame_ready() is False
+    assert pongs == [b"p"]  # answered while checking
+
+
+def test_frame_ready_is_false_for_a_fragment_and_true_for_close(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, server = pair
+    server.sendall(frame(TEXT, b"part", fin=False))
+    r = reader(ours)
+    assert r.frame_ready() is False  # the continuation may still be on the way
+    server.sendall(frame(CONT, b"2") + frame(CLOSE, b""))
+    assert r.next() == (TEXT, b"part2")
+    assert r.frame_ready() is True
+
+
+@pytest.mark.parametrize(
+    "data",
+    [frame(PING, b"x" * 126), frame(PING, b"x", fin=False), frame(PONG, b"", rsv=0x20)],
+)
+def test_malformed_control_frames_are_violations(
+    pair: tuple[socket.socket, socket.socket], data: bytes
+) -> None:
+    ours, server = pair
+    server.sendall(data)
+    r = reader(ours)
+    r.frame_ready()  # must not consume or crash on it
+    with pytest.raises(_ProtocolViolation) as info:
+        r.next()
+    assert info.value.code == 1002
