@@ -196,6 +196,7 @@ class StreamClient:
         self._wake = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._session: _Session | None = None
+        self._abort_opening: Callable[[], None] | None = None  # a connection being opened
         self._threads: list[threading.Thread] = []
         self._state = "idle"
         self._closing = False
@@ -308,8 +309,11 @@ class StreamClient:
             self._closing = True
             session = self._session
             goodbye = self._goodbye(session) if first and session and not session.dead else []
+            abort_opening = self._abort_opening
             self._wake.notify_all()
         self._stop.set()
+        if abort_opening is not None:
+            abort_opening()  # a reconnect attempt in progress ends now, not at its timeout
         if first:
             if session is not None:
                 transport = session.transport
@@ -398,11 +402,32 @@ class StreamClient:
         ping, pong, heartbeat = self._keepalive_args
         return Keepalive(ping_interval=ping, pong_timeout=pong, heartbeat_timeout=heartbeat)
 
+    def _watch_opening(self, abort: Callable[[], None] | None) -> None:
+        """Let close() abort the connection being opened (``None``: nothing being opened)."""
+        with self._lock:
+            self._abort_opening = abort
+            closing = self._closing
+        if closing and abort is not None:
+            abort()
+
     def _open_session(self, attempt: int) -> tuple[_Session, list[Any]]:
         deadline = time.monotonic() + self._connect_timeout
-        transport = Transport.open(
-            self._open_url(), self._transport_options, self._secrets, self._connect_timeout
-        )
+        try:
+            transport = Transport.open(
+                self._open_url(),
+                self._transport_options,
+                self._secrets,
+                self._connect_timeout,
+                on_start=self._watch_opening,
+            )
+            self._watch_opening(transport.abort)
+            return self._start_session(transport, attempt, deadline)
+        finally:
+            self._watch_opening(None)
+
+    def _start_session(
+        self, transport: Transport, attempt: int, deadline: float
+    ) -> tuple[_Session, list[Any]]:
         if self._recorder is not None:
             self._recorder.add_secrets(*self._secrets)
             self._recorder.connected(transport.url)
@@ -576,6 +601,8 @@ class StreamClient:
             try:
                 session, events = self._open_session(attempt)
             except MmwsError as exc:
+                if self._stop.is_set():
+                    return None  # close() aborted this attempt; close() reports the end
                 decision = classify(exc)
                 with self._lock:
                     self._last_error = str(exc)

@@ -169,8 +169,11 @@ class EventQueue:
         return True
 
     def put_control(self, event: Any) -> None:
-        """Queue a lifecycle event: never blocks, never dropped."""
+        """Queue a lifecycle event: never blocks, never dropped (ignored once closed:
+        ``Closed`` is the last event)."""
         with self._lock:
+            if self._closed:
+                return
             self._main.append(event)
             self._not_empty.notify()
 
@@ -236,5 +239,6 @@ class EventQueue:
     def _raise_if_closed(self) -> None:
         if self._closed:
             if self._error is not None:
-                raise self._error
+                # a fresh traceback each time, so repeated get() calls do not pile frames up
+                raise self._error.with_traceback(None)
             raise ClientClosed("the client is closed and every event has been delivered")

@@ -17,7 +17,7 @@ import logging
 import socket
 import ssl
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -25,7 +25,13 @@ import websocket
 from websocket import ABNF
 
 from mmws._secret import redact, redact_url
-from mmws.errors import ConfigError, ConnectError, ConnectionClosed, TransportTimeout
+from mmws.errors import (
+    ConfigError,
+    ConnectError,
+    ConnectionClosed,
+    MmwsError,
+    TransportTimeout,
+)
 
 __all__ = ["ConnectTimeout", "Transport", "TransportOptions"]
 
@@ -212,9 +218,17 @@ class Transport:
 
     @classmethod
     def open(
-        cls, url: str, options: TransportOptions, secrets: Sequence[str] = (), timeout: float = 0
+        cls,
+        url: str,
+        options: TransportOptions,
+        secrets: Sequence[str] = (),
+        timeout: float = 0,
+        on_start: Callable[[Callable[[], None]], None] | None = None,
     ) -> Transport:
-        """Open a connection (TCP, TLS, WebSocket upgrade). Raises ``ConnectError``."""
+        """Open a connection (TCP, TLS, WebSocket upgrade). Raises ``ConnectError``.
+
+        ``on_start`` receives, before any network use, a function that aborts this attempt
+        from another thread (it shuts the socket down once TCP is connected)."""
         secrets = (*secrets, *_query_secrets(url))
         redacted = redact(url, *secrets)
         kwargs: dict[str, Any] = {
@@ -227,6 +241,8 @@ class Transport:
             raise ConfigError(f"URL must start with ws:// or wss://, got {redacted!r}")
         ws = websocket.WebSocket(**kwargs)
         ws.settimeout(timeout or options.connect_timeout)
+        if on_start is not None:
+            on_start(lambda: _shutdown(ws.sock))
         connect_kwargs: dict[str, Any] = {"header": list(options.headers)}
         if options.proxy_host:
             connect_kwargs.update(
@@ -235,33 +251,39 @@ class Transport:
                 http_proxy_auth=options.proxy_auth,
                 proxy_type=options.proxy_type,
             )
+        # Errors are raised after the except blocks, so that a foreign error whose text shows
+        # a secret is neither the __cause__ nor the __context__ of ours.
+        error: MmwsError
         try:
             ws.connect(url, **connect_kwargs)  # type: ignore[no-untyped-call]
         except websocket.WebSocketBadStatusException as exc:
-            _quiet_close(ws)
             status = exc.status_code
-            raise ConnectError(
+            error = ConnectError(
                 f"the server refused the WebSocket upgrade at {redacted} with HTTP {status}",
                 status=status,
-            ) from _cause(exc, secrets)
+            )
+            cause = _cause(exc, secrets)
         except ssl.SSLCertVerificationError as exc:
-            _quiet_close(ws)
-            raise ConnectError(
+            error = ConnectError(
                 f"TLS certificate verification failed for {redacted}: "
                 f"{redact(str(exc.verify_message or exc), *secrets)}"
-            ) from _cause(exc, secrets)
+            )
+            cause = _cause(exc, secrets)
         except (websocket.WebSocketTimeoutException, TimeoutError) as exc:
-            _quiet_close(ws)
-            raise ConnectTimeout(
+            error = ConnectTimeout(
                 f"connecting to {redacted} timed out: {redact(str(exc), *secrets)}"
-            ) from _cause(exc, secrets)
+            )
+            cause = _cause(exc, secrets)
         except (websocket.WebSocketException, OSError, ValueError) as exc:
-            _quiet_close(ws)
-            raise ConnectError(
+            error = ConnectError(
                 f"cannot connect to {redacted}: {type(exc).__name__}: {redact(str(exc), *secrets)}"
-            ) from _cause(exc, secrets)
-        ws.settimeout(options.io_timeout)
-        return cls(ws, redacted, secrets)
+            )
+            cause = _cause(exc, secrets)
+        else:
+            ws.settimeout(options.io_timeout)
+            return cls(ws, redacted, secrets)
+        _quiet_close(ws)
+        raise error from cause
 
     def __repr__(self) -> str:
         return f"<Transport {self.url}>"
@@ -278,11 +300,13 @@ class Transport:
             self.close(exc.code, exc.reason, timeout=0.2)
             raise ConnectionClosed(exc.code, exc.reason) from None
         except (websocket.WebSocketException, OSError, ValueError) as exc:
-            raise ConnectionClosed(1006, self._why(exc)) from _cause(exc, self._secrets)
-        if opcode == ABNF.OPCODE_CLOSE:
-            code, reason = _parse_close(data)
-            raise ConnectionClosed(code, reason)
-        return data
+            error, cause = ConnectionClosed(1006, self._why(exc)), _cause(exc, self._secrets)
+        else:
+            if opcode == ABNF.OPCODE_CLOSE:
+                code, reason = _parse_close(data)
+                raise ConnectionClosed(code, reason)
+            return data
+        raise error from cause  # outside the except block: see open()
 
     def frame_ready(self) -> bool:
         """True when a whole frame is already buffered, so :meth:`recv` will not block."""
@@ -297,7 +321,10 @@ class Transport:
         except websocket.WebSocketTimeoutException as exc:
             raise TransportTimeout("sending timed out: the server is not reading") from exc
         except (websocket.WebSocketException, OSError, ValueError, AttributeError) as exc:
-            raise ConnectionClosed(1006, self._why(exc)) from _cause(exc, self._secrets)
+            error, cause = ConnectionClosed(1006, self._why(exc)), _cause(exc, self._secrets)
+        else:
+            return
+        raise error from cause  # outside the except block: see open()
 
     def settimeout(self, seconds: float | None) -> None:
         try:
@@ -307,12 +334,7 @@ class Transport:
 
     def abort(self) -> None:
         """Shut the socket down at once: wakes a reader blocked in :meth:`recv`."""
-        sock = self._ws.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shutdown(self._ws.sock)
 
     def close(self, code: int = 1000, reason: str = "", timeout: float = 1.0) -> None:
         """Send a close frame (best effort, bounded by ``timeout``) and release the socket.
@@ -337,6 +359,14 @@ def _cause(exc: BaseException, secrets: Sequence[str]) -> BaseException | None:
     (a traceback prints the chained error's message too)."""
     text = f"{exc} {exc.args!r}"
     return None if any(secret in text for secret in secrets if secret) else exc
+
+
+def _shutdown(sock: Any) -> None:
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _quiet_close(ws: Any) -> None:

@@ -14,6 +14,7 @@ from mmws._delivery import Lane
 from mmws.errors import (
     ClientClosed,
     ConfigError,
+    ConnectError,
     LocalProtocolError,
     MmwsError,
     SubscriptionError,
@@ -139,25 +140,46 @@ class FeedClient(StreamClient):
         validate_scope(scope)
         topic = topic_of(channel, scope)
         with self._lock:
+            added = topic not in self._wanted
             self._wanted[topic] = (channel, scope)
             self._failed.pop(topic, None)
+
+        def send(p: FeedProtocol) -> Request | None:
+            # A reconnect may have restored it already (it was wanted): do not send twice.
+            return None if topic in p.active else p.subscribe(channel, scope)
+
         try:
-            request = self._command(lambda p: p.subscribe(channel, scope), timeout)
-            self._wait(request, timeout)
-        except BaseException:
-            with self._lock:
-                self._wanted.pop(topic, None)
+            request = self._command(send, timeout)
+            if request is not None:
+                self._wait(request, timeout)
+        except SubscriptionError:
+            # A refusal. Forget the topic only if this call added it: a subscription that
+            # was already active stays active (and is restored after reconnects).
+            if added:
+                with self._lock:
+                    self._wanted.pop(topic, None)
             raise
+        # On a timeout the topic stays wanted: the server may still confirm it, and the next
+        # reconnect restores it. unsubscribe() drops it.
 
     def unsubscribe(self, channel: str, scope: str, timeout: float | None = None) -> None:
         """Unsubscribe from exactly the channel and scope used to subscribe; blocks until
         acknowledged. The server's error (e.g. not subscribed) is a ``SubscriptionError``."""
         validate_channel(channel)
         validate_scope(scope)
+        topic = topic_of(channel, scope)
         with self._lock:
-            self._wanted.pop(topic_of(channel, scope), None)
-        request = self._command(lambda p: p.unsubscribe(channel, scope), timeout)
-        self._wait(request, timeout)
+            was_wanted = self._wanted.pop(topic, None) is not None
+
+        def send(p: FeedProtocol) -> Request | None:
+            # After a reconnect the new connection never had it: nothing to undo there.
+            if was_wanted and topic not in p.active:
+                return None
+            return p.unsubscribe(channel, scope)
+
+        request = self._command(send, timeout)
+        if request is not None:
+            self._wait(request, timeout)
 
     def ping(self, timeout: float | None = None) -> float:
         """Send a ping and wait for the pong; return the round trip in seconds."""
@@ -191,12 +213,18 @@ class FeedClient(StreamClient):
     def _open_url(self) -> str:
         if self._token_provider is None:
             return self._url
+        failure: str | None = None
         try:
             url = self._token_provider()
         except MmwsError:
             raise
         except Exception as exc:
-            raise ConfigError(f"token_provider failed: {type(exc).__name__}") from None
+            # Its text may hold a token: only the type is kept, and the error is raised
+            # outside this block so the original is not even its __context__. Retryable:
+            # a provider's trouble (a network blip) may pass.
+            failure = type(exc).__name__
+        if failure is not None:
+            raise ConnectError(f"token_provider failed: {failure}")
         if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
             raise ConfigError("token_provider must return a ws:// or wss:// URL")
         provider_secrets = getattr(self._token_provider, "secrets", None)
@@ -307,7 +335,8 @@ class FeedClient(StreamClient):
             raise ClientClosed("the client is closed")
 
     def _command(self, make: Callable[[FeedProtocol], Any], timeout: float | None) -> Any:
-        """Run ``make`` on the current protocol once the rate limiter allows, and send."""
+        """Run ``make`` on the current protocol once the rate limiter allows, and send what
+        it queued (at most one command). Returns what ``make`` returned."""
         if not self._threads:
             raise LocalProtocolError("call connect() first")
         deadline = time.monotonic() + (self._connect_timeout if timeout is None else timeout)
@@ -320,11 +349,12 @@ class FeedClient(StreamClient):
                     now = time.monotonic()
                     delay = self._limiter.delay(now)
                     if delay <= 0:
-                        self._limiter.record(now)
                         protocol = session.protocol
                         assert isinstance(protocol, FeedProtocol)
                         result = make(protocol)
                         texts = protocol.data_to_send()
+                        if texts:  # make() may decide there is nothing to send
+                            self._limiter.record(now)
                         break
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -347,7 +377,7 @@ class FeedClient(StreamClient):
                     error = request.error
                     if error is None:
                         return
-                    if error.code is not None:
+                    if not request.lost:
                         raise error
                     # The connection dropped before the reply; the reconnect restores
                     # everything in _wanted, so watch for the topic on the new connection.
@@ -362,5 +392,13 @@ class FeedClient(StreamClient):
                 self._check_alive()
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TransportTimeout(f"no reply to {request.action} {topic} in time")
+                    raise TransportTimeout(
+                        f"no reply to {request.action} {topic} in time"
+                        + (
+                            "; it stays requested (the server may still confirm it, and "
+                            "reconnects restore it): call unsubscribe() to drop it"
+                            if request.action == "subscribe"
+                            else ""
+                        )
+                    )
                 self._acks.wait(min(left, 0.1))

@@ -115,6 +115,7 @@ class Request:
     scope: str
     done: bool = False
     error: SubscriptionError | None = None
+    lost: bool = False  # the connection ended before the reply: no answer, not a refusal
 
     @property
     def topic(self) -> str:
@@ -209,7 +210,7 @@ class FeedProtocol:
         self.closed = True
         while self._pending:
             request = self._pending.popleft()
-            request.done = True
+            request.done = request.lost = True
             request.error = SubscriptionError("the connection closed before the reply", None)
 
     @property

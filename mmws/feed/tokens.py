@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mmws._secret import Secret, redact
-from mmws.errors import AuthenticationError, ConfigError, ConnectError
+from mmws.errors import AuthenticationError, ConfigError, ConnectError, MmwsError
 
 __all__ = ["RestTokenProvider"]
 
@@ -101,27 +101,33 @@ class RestTokenProvider:
         url = f"{self.base_url}/v1/ws/{what}/?{query}"
         secrets = self.secrets()
         request = urllib.request.Request(url, headers=self._headers)
+        # Errors are raised outside the except blocks: the HTTP error carries the URL with
+        # the API token, and even a suppressed __context__ would keep it reachable.
+        error: MmwsError | None = None
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 body = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             exc.close()
             if exc.code in (401, 403):
-                raise AuthenticationError(
+                error = AuthenticationError(
                     f"/v1/ws/{what} refused the API token (HTTP {exc.code})"
-                ) from None
-            raise ConnectError(f"/v1/ws/{what} failed with HTTP {exc.code}", exc.code) from None
+                )
+            else:
+                error = ConnectError(f"/v1/ws/{what} failed with HTTP {exc.code}", exc.code)
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise ConnectError(
-                f"/v1/ws/{what} failed: {redact(str(exc), *secrets)}"
-            ) from None
+            error = ConnectError(f"/v1/ws/{what} failed: {redact(str(exc), *secrets)}")
+        if error is not None:
+            raise error
         try:
             result = body["result"][0]
             server = result["server"]
             token = result.get("token")
             expires = datetime.strptime(result["expires_at"], "%Y-%m-%d %H:%M:%S")
         except (KeyError, IndexError, TypeError, ValueError):
-            raise ConnectError(f"/v1/ws/{what} answered in an unexpected shape") from None
+            error = ConnectError(f"/v1/ws/{what} answered in an unexpected shape")
+        if error is not None:
+            raise error
         with self._lock:
             if isinstance(server, str):
                 self._url = server

@@ -10,9 +10,17 @@ from mmws._client import StreamClient, _Session
 from mmws._delivery import Lane
 from mmws._secret import Secret
 from mmws.errors import AuthenticationError, ConnectionClosed, MmwsError
+from mmws.errors import ServerError as ServerErrorException
 from mmws.lifecycle import Connected
 from mmws.mm.events import EmergencyEvent, Heartbeat, Pong, ScoreEvent, ServerError, Subscribed
-from mmws.mm.protocol import CHANNELS, MMProtocol, MMState, validate_api_key, validate_channels
+from mmws.mm.protocol import (
+    CHANNELS,
+    MMProtocol,
+    MMState,
+    classify_error,
+    validate_api_key,
+    validate_channels,
+)
 
 __all__ = ["DEFAULT_URL", "MMClient"]
 
@@ -133,12 +141,20 @@ class MMClient(StreamClient):
                 return events
 
     def _handshake_closed(self, error: ConnectionClosed) -> MmwsError:
-        if error.code == 1008:
+        """A close before ``subscribed`` without an error frame (the frame shape is
+        undocumented): read the close reason like an error text. An empty reason with 1008
+        counts as a refused key (protocols.md A.5); an unknown reason stays retryable."""
+        if error.code != 1008:
+            return error
+        if not error.reason:
             return AuthenticationError(
-                f"the server closed the connection with code 1008 before confirming the "
-                f"subscription ({error.reason or 'no reason given'}): the key was refused"
+                "the server closed the connection with code 1008 before confirming the "
+                "subscription, giving no reason: the key was refused"
             )
-        return error
+        classified = classify_error(error.reason)
+        if type(classified) is ServerErrorException:
+            return error  # a policy close we do not recognise: retry with backoff
+        return classified
 
     def _goodbye(self, session: _Session) -> list[str]:
         protocol = session.protocol
