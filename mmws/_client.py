@@ -557,7 +557,8 @@ class StreamClient:
         decode = self._decode
         put_many = self._queue.put_many
         monotonic = time.monotonic
-        hidden = () if self._deliver_keepalive else self._keepalive_events
+        keepalive_events = self._keepalive_events
+        deliver_keepalive = self._deliver_keepalive
         batch: list[Any] = []
         while True:
             try:
@@ -577,8 +578,10 @@ class StreamClient:
             self._last_message = now
             events = decode(session, data, now)
             for event in events:
-                if hidden and isinstance(event, hidden):
-                    self._note_keepalive(event)
+                if isinstance(event, keepalive_events):
+                    self._note_keepalive(event)  # rtt, clock offset, ping() waiters
+                    if deliver_keepalive:
+                        batch.append(event)
                 else:
                     batch.append(event)
             if batch and not frame_ready():

@@ -184,12 +184,21 @@ class FeedClient(StreamClient):
     def ping(self, timeout: float | None = None) -> float:
         """Send a ping and wait for the pong; return the round trip in seconds."""
         deadline = time.monotonic() + (self._keepalive_args[1] if timeout is None else timeout)
+        sent: list[float] = []
+        wanted = [0]
+
+        def send(p: FeedProtocol) -> None:
+            # The server answers pings in order: if the keepalive's ping is still waiting
+            # for its pong, ours is the one after it.
+            ahead = 1 if p.keepalive.ping_outstanding_since is not None else 0
+            wanted[0] = self._pongs + ahead + 1
+            sent.append(time.monotonic())
+            p.ping(sent[0])
+
+        self._command(send, timeout)
+        start = sent[0]
         with self._lock:
-            seen = self._pongs
-        start = time.monotonic()
-        self._command(lambda p: p.ping(time.monotonic()), timeout)
-        with self._lock:
-            while self._pongs == seen:
+            while self._pongs < wanted[0]:
                 self._check_alive()
                 left = deadline - time.monotonic()
                 if left <= 0:

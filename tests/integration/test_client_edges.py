@@ -248,3 +248,11 @@ def test_a_second_concurrent_connect_is_refused(sim: Simulator) -> None:
     first.join(5)
     assert client.health().state == "connected"
     client.close()
+
+
+def test_feed_ping_works_when_pongs_are_delivered_too(sim: Simulator) -> None:
+    with mmws.FeedClient(url=sim.feed_url, deliver_keepalive=True,
+                         **{**FAST, "ping_interval": None}) as feed:
+        assert feed.ping(timeout=2) > 0
+        assert feed.health().last_rtt is not None
+        assert collect_until(feed, of_type(mmws.FeedPong))[-1].rtt is not None
