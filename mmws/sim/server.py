@@ -1464,6 +1464,18 @@ class Simulator:
         if reset:
             conn.ws.close_socket()
 
+    def _any_subscriber(self, endpoint: str) -> bool:
+        with self._lock:
+            for c in self._conns.values():
+                if c.endpoint != endpoint or c.closing:
+                    continue
+                session = c.session
+                if isinstance(session, MMServerSession) and session.subscribed:
+                    return True
+                if endpoint == "feed" and getattr(session, "topics", None):
+                    return True
+        return False
+
     def _open_conns(self) -> list[_Conn]:
         with self._lock:
             return list(self._conns.values())
@@ -1536,9 +1548,11 @@ class Simulator:
                 if self._stop.wait(due[name] - now):
                     return
                 continue
-            if name == "mm":
+            # The scenario waits while nobody listens, so a client that connects later sees
+            # the story from its start (an order's INSERT before its UPDATEs).
+            if name == "mm" and self._any_subscriber("mm"):
                 self.step(1)
-            else:
+            elif name == "feed" and self._any_subscriber("feed"):
                 self.step_feed(1)
             period = periods[name]
             assert period is not None

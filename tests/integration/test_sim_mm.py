@@ -462,6 +462,20 @@ def test_step_sends_the_scenario_sequence(sim: Simulator, connect: Connect) -> N
     assert [ws.recv() for _ in mine] == mine
 
 
+def test_the_scenario_waits_for_a_subscriber(
+    make_sim: Callable[..., Simulator], connect: Connect
+) -> None:
+    """A client that subscribes late still sees the scenario from its first event."""
+    sim = make_sim(rate=200.0, api_keys={KEY_A: "client-a"})
+    # Deliberately let time pass with nobody subscribed (the condition under test, not a
+    # synchronisation): at 200 events/s the scenario would be ~20 events in by now.
+    threading.Event().wait(0.1)
+    ws = connect(sim.mm_url)
+    ws.subscribe(KEY_A)
+    first = Scenario(0, ["client-a"]).take(3)
+    assert [ws.recv() for _ in first] == [e.frame() for e in first]
+
+
 # -- burst ----------------------------------------------------------------------------------
 
 
