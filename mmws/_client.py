@@ -500,7 +500,23 @@ class StreamClient:
         self._wake.notify_all()
 
     def _start_thread(self, name: str, target: Callable[[], None]) -> None:
-        thread = threading.Thread(target=target, name=f"mmws-{name}", daemon=True)
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                # Never a silent stop: a thread that dies on a bug closes the client, and
+                # the consumer sees Closed(error) instead of a stream that just goes quiet.
+                log.exception("mmws-%s failed; closing the client", name)
+                self._finish(
+                    MmwsError(
+                        f"internal error in mmws-{name}: {type(exc).__name__}: "
+                        f"{redact(str(exc), *self._secrets)}"
+                    )
+                )
+                if self._session is not None:
+                    self._session.transport.abort()
+
+        thread = threading.Thread(target=run, name=f"mmws-{name}", daemon=True)
         self._threads.append(thread)
         thread.start()
 

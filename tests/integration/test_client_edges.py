@@ -256,3 +256,27 @@ def test_feed_ping_works_when_pongs_are_delivered_too(sim: Simulator) -> None:
         assert feed.ping(timeout=2) > 0
         assert feed.health().last_rtt is not None
         assert collect_until(feed, of_type(mmws.FeedPong))[-1].rtt is not None
+
+
+def test_a_thread_that_dies_on_an_unexpected_error_closes_the_client_loudly(
+    sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Boom(BaseException):  # not an Exception: nothing in the normal path catches it
+        pass
+
+    calls = [0]
+
+    def provider() -> str:
+        calls[0] += 1
+        if calls[0] > 1:
+            raise Boom("provider exploded")
+        return sim.feed_url
+
+    with mmws.FeedClient(token_provider=provider, **FAST) as feed:
+        collect_until(feed, of_type(mmws.FeedSubscribed))
+        sim.drop_connections()  # the reconnect asks the provider again
+        events = list(feed)  # ends: the stream does not just go quiet
+    closed = events[-1]
+    assert isinstance(closed, mmws.Closed) and isinstance(closed.error, mmws.MmwsError)
+    assert "internal error in mmws-reader: Boom" in str(closed.error)
+    assert any("mmws-reader failed" in r.getMessage() for r in caplog.records)
