@@ -33,6 +33,7 @@ import attrs
 
 from mmws._backoff import Backoff, Decision, classify
 from mmws._delivery import EventQueue, Lane
+from mmws._frozen import FrozenMap
 from mmws._keepalive import Keepalive
 from mmws._secret import redact
 from mmws._transport import ConnectTimeout, Transport, TransportOptions
@@ -291,7 +292,7 @@ class StreamClient:
                 last_message_at=_wall(self._last_message),
                 reconnects=self._reconnects,
                 queue_depth=self._queue.qsize(),
-                dropped=MappingProxyType(dict(self._queue.dropped)),
+                dropped=FrozenMap(self._queue.dropped),
                 last_rtt=self._last_rtt,
                 last_error=self._last_error,
                 clock_offset=self._clock_offset,

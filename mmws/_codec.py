@@ -11,10 +11,10 @@ Only this module knows how the wire spells things. The rules:
 4. Enums are tolerant: a known value becomes the member (case-insensitively, so the bets'
    lowercase ``undecided`` is ``SettlementStatus.UNDECIDED``); an unknown value stays a plain
    ``str``, so a status the server adds tomorrow decodes today.
-5. Free-form objects (``sentData``, ``receivedData``, ``scores``) stay read-only mappings with
-   the wire's own keys.
-6. Keys we do not know are kept in the model's read-only ``extra`` mapping, spelled as on the
-   wire, and written back out unchanged: nothing the server sends is dropped.
+5. Free-form objects (``sentData``, ``receivedData``, ``scores``) stay mappings with the
+   wire's own keys, deep-frozen (read-only mappings and tuples all the way down).
+6. Keys we do not know are kept in the model's ``extra`` mapping (deep-frozen), spelled as
+   on the wire, and written back out unchanged: nothing the server sends is dropped.
 7. A missing identity key (``orderId``, ``betId``, ``fixtureId``) is a decode error; the old
    API reference's ``id`` is accepted for ``orderId`` and ``betId``.
 8. Encoding omits attributes that are ``None``, so a partial payload stays partial.
@@ -30,13 +30,14 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from enum import Enum
-from types import MappingProxyType, UnionType
+from types import UnionType
 from typing import Any, Final, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from mmws._frozen import FrozenMap, freeze, thaw
 from mmws.errors import RemoteProtocolError
 
 __all__ = [
@@ -123,7 +124,7 @@ def _mapping(value: Any, _: Any = None) -> Mapping[str, Any] | None:
         return None
     if type(value) is not dict:
         raise TypeError(f"expected an object, got {_kind(value)} {value!r:.40}")
-    return MappingProxyType(value)
+    return freeze(value)  # type: ignore[no-any-return]
 
 
 def _tolerant_enum(enum_cls: type[Enum]) -> Hook:
@@ -197,8 +198,7 @@ converter.register_unstructure_hook_func(
     lambda t: isinstance(t, type) and issubclass(t, Enum), lambda e: e.value
 )
 converter.register_unstructure_hook_func(
-    lambda t: t is MappingProxyType or getattr(t, "__origin__", None) is Mapping,
-    lambda m: dict(m),
+    lambda t: t is FrozenMap or getattr(t, "__origin__", None) is Mapping, thaw
 )
 
 
@@ -206,7 +206,7 @@ _EXTRA_KEY: Final = "\x00extra"
 
 
 def _readonly(value: dict[str, Any], _: Any = None) -> Mapping[str, Any]:
-    return MappingProxyType(value)
+    return FrozenMap._adopt(value)  # its values were frozen by _rewrite
 
 
 @attrs.frozen(slots=True)
@@ -270,7 +270,7 @@ class ModelCodec:
         for wire, alias in self.identity.items():
             if wire not in data and alias in data:
                 data[wire] = data.pop(alias)
-        extras = {k: data.pop(k) for k in data.keys() - self.known}
+        extras = {k: freeze(data.pop(k)) for k in data.keys() - self.known}
         if extras:
             data[_EXTRA_KEY] = extras
         return data
@@ -281,19 +281,19 @@ class ModelCodec:
         for wire, value in data.items():
             rule = self.wire_to_rule.get(wire)
             if rule is None:
-                out[wire] = value
+                out[wire] = freeze(value)
                 continue
             try:
                 out[rule.name] = rule.hook(value, None)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"field {wire!r} of 'old': {exc}") from None
-        return MappingProxyType(out)
+        return FrozenMap._adopt(out)
 
     def unstructure(self, model: Any) -> dict[str, Any]:
         """Model -> wire mapping; ``None`` attributes are left out, ``extra`` merged back."""
         out: dict[str, Any] = self._dump(model)
         if model.extra:
-            out.update(model.extra)
+            out.update(thaw(model.extra))
         return out
 
     def _explain(self, data: Mapping[str, Any], exc: Exception) -> Exception:

@@ -7,7 +7,10 @@ from typing import Final
 
 __all__ = ["Secret", "redact", "redact_url"]
 
-_TOKEN_IN_URL: Final = re.compile(r"((?:^|[?&])(?:token|t|apiKey|api_key)=)[^&#\s]*", re.I)
+# (?!\*\*\*): a value already redacted is left alone, so redacting twice changes nothing
+_TOKEN_IN_URL: Final = re.compile(
+    r"((?:^|[?&])(?:token|t|apiKey|api_key)=)(?!\*\*\*)[^&#\s]*", re.I
+)
 
 
 class Secret:

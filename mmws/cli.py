@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import queue
+import re
 import sys
 import textwrap
 import threading
@@ -244,7 +245,7 @@ def _feed(event: FeedEvent) -> list[str]:
         parts.extend(_pairs({k: _raw(v) for k, v in values.items()}))
     elif isinstance(event, BatchUpdate):
         matches = data.get("matches")
-        if isinstance(matches, list):
+        if isinstance(matches, tuple | list):
             parts.append(f"{len(matches)} matches")
     elif isinstance(event, OddsUpdate):
         if "live1x2" in data:
@@ -363,6 +364,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, BaseException):
         return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # "nan", "inf": JSON has no literal for them
     return value
 
 
@@ -383,7 +386,7 @@ def event_to_json(event: Any, at: float | None = None) -> str:
     body = _jsonable(event)
     if isinstance(body, dict):
         out.update(body)
-    return json.dumps(out, ensure_ascii=False)
+    return json.dumps(out, ensure_ascii=False, allow_nan=False)
 
 
 # -- output, counting and the summary -----------------------------------------------------
@@ -411,7 +414,13 @@ class _Out:
         self.wall_offset = time.time() - time.monotonic()
 
     def scrub(self, text: str) -> str:
-        return redact(text, *self.secrets) if self.secrets else text
+        """Secrets out; and lone surrogates (legal as JSON escapes, unprintable as UTF-8)
+        shown as backslash escapes instead of crashing the write."""
+        if self.secrets:
+            text = redact(text, *self.secrets)
+        if text.isascii():
+            return text
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
     def note(self, text: str) -> None:
         """A line about the run itself: stdout for people, stderr when stdout is JSON."""
@@ -686,7 +695,12 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one line (``mmws listen: error: ...``), not usage plus error."""
 
     def error(self, message: str) -> NoReturn:
+        # argparse quotes unrecognised arguments: a key pasted by mistake must not echo.
+        message = _UUID_RE.sub("***", redact(message, os.environ.get("MMWS_API_KEY", "")))
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}(?:-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
 
 
 def _channels(text: str) -> tuple[str, ...]:

@@ -32,6 +32,25 @@ from mmws.lifecycle import Connected, MalformedFrame
 __all__ = ["Recorder", "replay"]
 
 _FORMAT = 1
+_LATEST = 1e11  # epoch seconds (year 5138): a larger "t" is damage, not a time
+
+
+def _parse_line(line: str) -> dict[str, Any] | None:
+    """A recording line as a dict with a finite ``t`` and a ``frame`` string or a
+    ``connect`` URL; ``None`` if it is anything else."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    t = record.get("t")
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t < _LATEST:
+        return None  # also NaN and infinities
+    record["t"] = float(t)
+    if isinstance(record.get("connect"), str) or isinstance(record.get("frame"), str):
+        return record
+    return None
 
 
 def _open(path: str | Path, mode: str) -> IO[str]:
@@ -122,12 +141,18 @@ def replay(
         first_t: float | None = None
         started = time.monotonic()
         attempt = 0
-        for number, line in enumerate(lines, start=2):
+        numbered = enumerate(lines, start=2)
+        while True:
             try:
-                record = json.loads(line)
-                t = float(record["t"])
-            except (ValueError, KeyError, TypeError):
-                raise ConfigError(f"{path}:{number}: not a recording line") from None
+                number, line = next(numbered)
+            except StopIteration:
+                return
+            except (EOFError, OSError, UnicodeDecodeError) as exc:  # a cut-off .gz file
+                raise ConfigError(f"{path}: the recording is cut off or damaged ({exc})") from None
+            record = _parse_line(line)
+            if record is None:
+                raise ConfigError(f"{path}:{number}: not a recording line")
+            t = record["t"]
             if speed is not None:
                 first_t = t if first_t is None else first_t
                 wait = (t - first_t) / speed - (time.monotonic() - started)

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 
 import attrs
+
+from mmws._frozen import EMPTY, FrozenMap
 
 __all__ = [
     "BatchUpdate",
@@ -43,7 +44,7 @@ __all__ = [
     "parse_pair",
 ]
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EMPTY: Mapping[str, Any] = EMPTY
 
 
 @attrs.frozen(slots=True)
@@ -103,19 +104,19 @@ def _parse_all(data: Mapping[str, Any], parse: Any, skip: frozenset[str]) -> Map
             out[key] = parse(value)
         except ValueError:
             out[key] = value
-    return MappingProxyType(out)
+    return FrozenMap(out)
 
 
 def _parse_changes(data: Mapping[str, Any], field: str, name: str, parse: Any) -> Mapping[str, Any]:
     """``data[field]`` is a list of ``{name: ..., "value": ...}``: a mapping of name to the
     parsed value (the raw string where it does not parse)."""
     changed = data.get(field)
-    if not isinstance(changed, list):
+    if not isinstance(changed, tuple | list):  # decoded JSON arrays are tuples
         return _EMPTY
     values = {
         c[name]: c.get("value")
         for c in changed
-        if isinstance(c, dict) and isinstance(c.get(name), str)
+        if isinstance(c, Mapping) and isinstance(c.get(name), str)
     }
     return _parse_all(values, parse, frozenset())
 

@@ -25,12 +25,12 @@ import re
 from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from types import MappingProxyType
 from typing import Any, Final, Literal
 
 import attrs
 
 from mmws._codec import load_object, parse_timestamp, preview
+from mmws._frozen import EMPTY, FrozenMap, freeze
 from mmws._keepalive import Keepalive
 from mmws.errors import ConfigError, LocalProtocolError, RemoteProtocolError, SubscriptionError
 from mmws.feed.events import (
@@ -321,7 +321,7 @@ class FeedProtocol:
     def _data_event(self, kind: str, msg: dict[str, Any], now: float) -> Any:
         channel = msg.get("channel")
         if not isinstance(channel, str):
-            return UnknownMessage(MappingProxyType(msg))
+            return UnknownMessage(freeze(msg))
         event_type = msg.get("eventType") if kind == "event" else kind
         if not isinstance(event_type, str):
             event_type = kind
@@ -329,7 +329,8 @@ class FeedProtocol:
         ident = _opt_str(msg.get("id"))
         match_id = _opt_str(msg.get("matchId")) or (ident if scope == "match" else None)
         league_id = _opt_str(msg.get("leagueId")) or (ident if scope == "league" else None)
-        data = msg.get("data")
+        frozen = freeze(msg)
+        data = frozen.get("data")
         cls = _EVENT_CLASSES.get(event_type, FeedEvent)
         return cls(
             channel,
@@ -337,10 +338,10 @@ class FeedProtocol:
             match_id,
             league_id,
             _ms_to_datetime(msg.get("ts")),
-            MappingProxyType(data) if isinstance(data, dict) else MappingProxyType({}),
+            data if isinstance(data, FrozenMap) else EMPTY,
             scope,
             _opt_str(msg.get("eventId")),
-            MappingProxyType(msg),
+            frozen,
             now,
         )
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum
-from types import MappingProxyType
 from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
+from mmws._frozen import EMPTY, FrozenMap
 from mmws.mm.models import Account, Bet, Emergency, Order, Score
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 P = TypeVar("P")
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EMPTY: Mapping[str, Any] = EMPTY
 
 
 class EventKind(str, Enum):
@@ -64,7 +64,7 @@ class Broadcast(Generic[P]):
     @property
     def changes(self) -> Mapping[str, tuple[Any, Any]]:
         payload = self.payload
-        return MappingProxyType(
+        return FrozenMap(
             {name: (value, getattr(payload, name, None)) for name, value in self.old.items()}
         )
 

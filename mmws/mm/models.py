@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
-from types import MappingProxyType
 from typing import Any
 
 import attrs
+
+from mmws._frozen import EMPTY
 
 __all__ = [
     "Account",
@@ -31,7 +32,7 @@ __all__ = [
     "SettlementStatus",
 ]
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EMPTY: Mapping[str, Any] = EMPTY
 
 
 class OrderStatus(str, Enum):
@@ -87,7 +88,7 @@ class BetStatus(str, Enum):
         return self.value
 
 
-# ``extra`` is read-only when decoded (the codec hands in a MappingProxyType); no attrs
+# ``extra`` is deep-frozen when decoded (the codec hands in a FrozenMap); no attrs
 # converter here, since one would run on every frame of the hot path.
 _extra = attrs.field(default=_EMPTY, kw_only=True, repr=False)
 

@@ -24,10 +24,10 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
-from types import MappingProxyType
 from typing import Any, Final
 
 from mmws._codec import ModelCodec, load_object, model_codec, preview
+from mmws._frozen import EMPTY, freeze
 from mmws._keepalive import Keepalive
 from mmws._secret import Secret
 from mmws.errors import (
@@ -74,7 +74,7 @@ _BROADCASTS: Final[dict[str, tuple[type[Broadcast[Any]], ModelCodec]]] = {
     "emergency": (EmergencyEvent, model_codec(Emergency)),
 }
 _KINDS: Final = {k.value: k for k in EventKind}
-_NO_OLD: Final[Mapping[str, Any]] = MappingProxyType({})
+_NO_OLD: Final[Mapping[str, Any]] = EMPTY
 
 
 class MMState(str, Enum):
@@ -231,7 +231,7 @@ class MMProtocol:
         elif kind is None:
             raise RemoteProtocolError("frame has no 'type' field", preview(text))
         else:
-            self._events.append(UnknownMessage(msg))
+            self._events.append(UnknownMessage(freeze(msg)))
 
     # -- private ----------------------------------------------------------------------------
 
@@ -245,7 +245,7 @@ class MMProtocol:
         channel = msg.get("channel")
         entry = _BROADCASTS.get(channel) if type(channel) is str else None
         if entry is None:
-            return UnknownMessage(msg)
+            return UnknownMessage(freeze(msg))
         event_cls, codec = entry
         payload = msg.get("payload")
         if type(payload) is not dict:
@@ -273,9 +273,9 @@ class MMProtocol:
         return event_cls(kind, model, old, now)  # type: ignore[arg-type]
 
     def _subscribed(self, msg: Mapping[str, Any]) -> None:
-        sub_id = msg.get("subscriptionId", msg.get("subscription_id"))
+        sub_id = freeze(msg.get("subscriptionId", msg.get("subscription_id")))
         channels = msg.get("channels")
-        chans = tuple(channels) if isinstance(channels, list) else self.channels
+        chans = tuple(freeze(c) for c in channels) if isinstance(channels, list) else self.channels
         if self.state is MMState.SUBSCRIBING:
             self.state = MMState.SUBSCRIBED
         self.subscription_id = sub_id

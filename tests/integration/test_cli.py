@@ -553,3 +553,80 @@ def test_record_to_an_unwritable_place_is_one_line(
     target = tmp_path / "no" / "such" / "dir" / "x.jsonl"
     assert main(["record", str(target), "--duration", "1"]) == 1
     assert capsys.readouterr().err.startswith(f"mmws: error: cannot write {target}: ")
+
+
+# -- damaged input and awkward values (found in review) ----------------------------------------
+
+HEADER = {"mmws_recording": 1, "protocol": "mm", "started": "2026-01-01T00:00:00Z"}
+SURROGATE = ('{"type":"broadcast","channel":"orders","event":"UPDATE",'
+             '"payload":{"orderId":1,"orderStatus":"\\ud800"}}')
+NON_FINITE = ('{"type":"broadcast","channel":"orders","event":"UPDATE",'
+              '"payload":{"orderId":1,"orderStake":NaN,"orderCents":Infinity}}')
+
+
+def recording(tmp_path: Path, *frames: str, extra: list[dict[str, Any]] | None = None) -> Path:
+    path = tmp_path / "rec.jsonl"
+    lines: list[dict[str, Any]] = [HEADER, {"t": 1.0, "connect": "ws://127.0.0.1:1/x"}]
+    lines += [{"t": 2.0 + i, "frame": f} for i, f in enumerate(frames)]
+    lines += extra or []
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"t": 9.0, "frame": None}, {"t": 9.0}, {"t": 9.0, "frame": 5}, {"t": 1e300, "frame": "{}"},
+     {"t": "soon", "frame": "{}"}, [1, 2]],
+)
+def test_a_damaged_recording_line_is_a_clear_error(
+    tmp_path: Path, bad: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = recording(tmp_path, extra=[bad])
+    with pytest.raises(mmws.ConfigError, match=r"rec\.jsonl:3: not a recording line"):
+        list(mmws.replay(path))
+    assert main(["replay", str(path), "--speed", "1"]) == 1
+    assert "rec.jsonl:3: not a recording line" in capsys.readouterr().err
+
+
+def test_a_cut_off_gzip_recording_is_reported_as_damaged(tmp_path: Path) -> None:
+    import gzip
+
+    whole = tmp_path / "whole.jsonl.gz"
+    with gzip.open(whole, "wt") as out:
+        for item in [HEADER, *({"t": 2.0, "frame": SURROGATE} for _ in range(2000))]:
+            out.write(json.dumps(item) + "\n")
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole.read_bytes()[:-40])
+    with pytest.raises(mmws.ConfigError, match="cut off or damaged"):
+        list(mmws.replay(cut))
+
+
+@pytest.mark.parametrize("jsonl", [False, True])
+def test_a_lone_surrogate_is_printed_escaped(
+    tmp_path: Path, jsonl: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = recording(tmp_path, SURROGATE)
+    assert main(["replay", str(path), *(["--jsonl"] if jsonl else [])]) == 0
+    out = capsys.readouterr().out
+    assert "\\ud800" in out  # visible, and the write did not fail
+    out.encode("utf-8")
+
+
+def test_jsonl_stays_valid_json_for_non_finite_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = recording(tmp_path, NON_FINITE)
+    assert main(["replay", str(path), "--jsonl"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    records = [json.loads(line, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+               for line in lines]
+    order = next(r for r in records if r["type"] == "OrderEvent")
+    assert order["payload"]["order_stake"] == "nan" and order["payload"]["order_cents"] == "inf"
+
+
+def test_a_key_given_as_an_argument_by_mistake_is_not_echoed(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["listen", KEY]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: ***" in err and KEY not in err

@@ -317,7 +317,7 @@ def test_unknown_payload_field_is_kept_read_only_in_extra() -> None:
     event = decode(order_frame(payload))
     order = event.payload
     assert order.order_id == 123
-    assert dict(order.extra) == {"hedgeRatio": 0.5, "tags": ["a"]}
+    assert dict(order.extra) == {"hedgeRatio": 0.5, "tags": ("a",)}  # deep-frozen
     assert not hasattr(order, "hedge_ratio")
     with pytest.raises(TypeError):
         order.extra["hedgeRatio"] = 1.0
@@ -376,7 +376,7 @@ def test_broadcast_on_unknown_channel_becomes_unknown_message() -> None:
 def test_broadcast_with_a_non_string_channel_becomes_unknown_message() -> None:
     event = decode(frame(type="broadcast", channel=["orders"], payload={"orderId": 1}))
     assert type(event) is UnknownMessage
-    assert event.raw["channel"] == ["orders"]
+    assert event.raw["channel"] == ("orders",)  # deep-frozen
 
 
 def test_old_api_id_alias_for_order_id() -> None:
