@@ -1,8 +1,10 @@
 """``python -m mmws.sim``: run the simulator until Ctrl-C.
 
 Prints the MM URL and API key (a local demo key), the feed URL and the REST URL, then serves
-until SIGINT or SIGTERM, and exits 0 without a traceback. ``main(argv)`` is reused by the
-``mmws sim`` command.
+until SIGINT or SIGTERM, and exits 0 without a traceback. A bad option prints one error line
+and exits non-zero, also without a traceback: 2 for what argparse refuses (``--port 99999``),
+1 for what the simulator refuses (``--heartbeat-interval 0``) or a failure to start (port in
+use). ``main(argv)`` is reused by the ``mmws sim`` command.
 """
 
 from __future__ import annotations
@@ -19,12 +21,23 @@ from mmws.errors import ConfigError
 __all__ = ["build_parser", "main"]
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0-65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {port}")
+    return port
+
+
 def build_parser(prog: str = "python -m mmws.sim") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Run the mmws MM + feed WebSocket simulator until Ctrl-C."
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    parser.add_argument("--port", type=_port, default=8765, help="port (0: any free port)")
     parser.add_argument("--rate", type=float, default=20.0, help="events per second (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="scenario seed")
     parser.add_argument(
@@ -66,6 +79,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mmws.sim") ->
             )
         except (ConfigError, OSError) as exc:
             print(f"cannot start the simulator: {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # anything unforeseen: one line, not a traceback
+            print(f"cannot start the simulator: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         with sim:
             print(f"MM WebSocket:   {sim.mm_url}")

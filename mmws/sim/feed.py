@@ -16,7 +16,8 @@ expires, its connections are closed with 1008 ``token expired``.
 Commands (at most ``max_commands_per_second``, default 10, per connection in any sliding
 one-second window; a command beyond that is not executed and answered with
 ``{"type":"error","code":"RATE_LIMITED",...}``; refused commands do not count toward the
-window; every command's arrival time is recorded in ``command_times``):
+window; the arrival times of the last ``max_recorded`` commands, 10 000 by default, are
+kept in ``command_times``):
 
 ==============================================  =============================================
 client sends                                    server answers
@@ -168,13 +169,14 @@ class FeedServerSession:
         *,
         max_subscriptions: int = 20,
         max_commands_per_second: int | None = 10,
+        max_recorded: int = 10_000,
     ) -> None:
         self.token = token
         self.allowed = frozenset(allowed_channels)
         self.max_subscriptions = max_subscriptions
         self.max_commands_per_second = max_commands_per_second
         self.topics: Mapping[str, Topic] = {}
-        self.command_times: list[float] = []
+        self.command_times: deque[float] = deque(maxlen=max_recorded)
         self.rate_limited = 0
         self._window: deque[float] = deque()
 

@@ -39,7 +39,13 @@ connection has its own reader and writer threads):
 - a client that does not read: its frames queue on its own writer thread; past
   ``max_send_queue`` queued frames the connection is closed with 1008 ``send queue overflow``.
 - a flood of commands: each is answered in order on that connection only (MM); the feed
-  rate limit answers ``RATE_LIMITED`` beyond 10 per second.
+  rate limit answers ``RATE_LIMITED`` beyond 10 per second. Every message is counted, but
+  only the last ``max_recorded_messages`` per connection are kept for inspection, a message
+  over ``max_recorded_size`` only as its first 256 characters, and only the last
+  ``max_closed_connections`` closed connections: a flood cannot grow memory without bound.
+- a client that does not read while :meth:`Simulator.close`, :meth:`~Simulator.resume` or
+  :meth:`~Simulator.drop_connections` runs: only that connection's writer thread waits on
+  it; ``close()`` cuts its TCP connection after the grace period, which frees the writer.
 
 Threads (all daemon, all named ``mmws-sim-*``, all joined by :meth:`Simulator.close` within a
 deadline): ``accept`` (listening socket), per connection ``conn-N`` (reads commands),
@@ -50,6 +56,7 @@ only when a rate is > 0) and ``restart`` (during a non-blocking :meth:`restart`)
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import heapq
 import http
@@ -64,11 +71,12 @@ import ssl
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
@@ -120,17 +128,67 @@ logger = logging.getLogger("mmws.sim")
 
 
 class _RedactSecrets(logging.Filter):
-    """websockets logs request lines and frames at DEBUG: hide ``token=``/``t=`` values and
-    the ``apiKey`` of subscribe frames, so no secret reaches a log (house rule 9)."""
+    """websockets logs request lines and frames at DEBUG: hide ``token=``/``t=`` values, the
+    value of every ``apiKey``/``api_key`` field and, verbatim, every secret a live simulator
+    knows (its API keys, feed API tokens and issued feed tokens), so no secret reaches a log
+    (house rule 9).
 
-    _KEY = re.compile(r"""(["']api_?key["']\s*:\s*["'])[^"']*""", re.I)
+    A frame is redacted from its full payload before websockets shortens it for the log
+    (first and last characters only), so a key at the end of a long frame is hidden too. A
+    fragment of a message (continuation, or not final) may hold part of a secret that no
+    pattern recognises: its whole payload is masked."""
+
+    _KEY = re.compile(r"""(["']api_?key["']\s*:\s*["'])([^"']*)""", re.I)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        secrets = _log_secrets()
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(a, Frame) for a in args):
+            record.args = tuple(
+                self._frame(a, secrets) if isinstance(a, Frame) else a for a in args
+            )
         text = record.getMessage()
-        clean = self._KEY.sub(r"\1***", redact_url(text))
+        clean = redact_url(self.mask(text, secrets))
         if clean != text:
             record.msg, record.args = clean, ()
         return True
+
+    @classmethod
+    def mask(cls, text: str, secrets: Iterable[str]) -> str:
+        """``text`` with every ``apiKey`` value and every secret replaced by as many ``*``."""
+        text = cls._KEY.sub(lambda m: m.group(1) + "*" * len(m.group(2)), text)
+        for secret in secrets:
+            if secret in text:
+                text = text.replace(secret, "*" * len(secret))
+        return text
+
+    @classmethod
+    def _frame(cls, frame: Frame, secrets: Iterable[str]) -> Frame:
+        if frame.opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+            return frame
+        data = bytes(frame.data)
+        if frame.opcode is Opcode.CONT or not frame.fin:
+            return dataclasses.replace(frame, data=b"*" * len(data))
+        text = data.decode("utf-8", "surrogateescape")
+        clean = redact_url(cls.mask(text, secrets))
+        if clean == text:
+            return frame
+        return dataclasses.replace(frame, data=clean.encode("utf-8", "surrogateescape"))
+
+
+_SIMULATORS: Final[weakref.WeakSet[Simulator]] = weakref.WeakSet()
+_SIMULATORS_LOCK: Final = threading.Lock()
+_MIN_SECRET: Final = 4  # shorter "secrets" (test values) would mask ordinary words
+
+
+def _log_secrets() -> list[str]:
+    """Every secret of every live simulator, longest first (for the log filter)."""
+    with _SIMULATORS_LOCK:
+        sims = list(_SIMULATORS)
+    found: set[str] = set()
+    for sim in sims:
+        found.update(sim._secrets)
+    return sorted(found, key=len, reverse=True)
 
 
 _WS_LOGGER: Final = logging.getLogger("mmws.sim.websockets")
@@ -151,12 +209,23 @@ _CHUNK: Final = 256 * 1024
 
 @attrs.frozen
 class ReceivedMessage:
-    """One message a client sent: ``text`` (``bytes`` for a binary frame) and when it was read
-    (``time.monotonic()``)."""
+    """One message a client sent: ``data`` (``str``; ``bytes`` for a binary frame) and when it
+    was read (``time.monotonic()``).
+
+    ``size`` is the message's length (characters, or bytes for a binary frame). A message
+    longer than the simulator's ``max_recorded_size`` is not kept whole: ``data`` then holds
+    only its first 256 characters (bytes) and ``truncated`` is True.
+    """
 
     connection_id: int
     data: str | bytes
     at: float
+    size: int = attrs.field()
+    truncated: bool = False
+
+    @size.default
+    def _size(self) -> int:
+        return len(self.data)
 
     @property
     def json(self) -> Any:
@@ -169,8 +238,12 @@ class ConnectionInfo:
     """A snapshot of one connection (open or closed). ``endpoint`` is ``"mm"`` or ``"feed"``.
 
     MM fields: ``api_key``, ``client``, ``subscribed``, ``subscription_id``, ``channels``.
-    Feed fields: ``token``, ``topics`` (topic keys), ``command_times`` (arrival of every
-    command, ``time.monotonic()``), ``rate_limited`` (commands refused by the rate limit).
+    Feed fields: ``token``, ``topics`` (topic keys), ``command_times`` (arrival of the
+    commands, ``time.monotonic()``; the last ``max_recorded_messages``), ``rate_limited``
+    (commands refused by the rate limit).
+
+    ``received`` holds the last ``max_recorded_messages`` messages of the connection (see
+    :class:`ReceivedMessage` for long ones).
     """
 
     id: int
@@ -249,7 +322,8 @@ class _SimConnection(ServerConnection):
         super().send_data()
 
     def flush_held(self) -> None:
-        """Write what was held during a stall (called on resume)."""
+        """Write what was held during a stall. Only the connection's writer thread calls it
+        (after a resume): it may block as long as the client does not read."""
         with self.protocol_mutex:
             try:
                 self._flush_held()
@@ -301,8 +375,13 @@ class _Stop:
     pass
 
 
+class _Flush:
+    """Write what was held during a stall (queued in front by resume() and close())."""
+
+
 _STOP: Final = _Stop()
-_Item = str | _Raw | _Marker | Close | _Stop
+_FLUSH: Final = _Flush()
+_Item = str | _Raw | _Marker | Close | _Stop | _Flush
 
 
 class _Tally:
@@ -325,6 +404,7 @@ class _Conn:
         endpoint: str,
         session: MMServerSession | FeedServerSession,
         path: str,
+        max_recorded: int,
     ) -> None:
         self.id = cid
         self.ws = ws
@@ -334,7 +414,7 @@ class _Conn:
         self.opened_at = time.monotonic()
         self.closed_at: float | None = None
         self.close_code: int | None = None
-        self.received: list[ReceivedMessage] = []
+        self.received: deque[ReceivedMessage] = deque(maxlen=max_recorded)
         self.frames_sent = 0
         self.closing = False
         self.sending = False
@@ -364,6 +444,15 @@ class _Conn:
 
     def wake(self) -> None:
         with self.cond:
+            self.cond.notify_all()
+
+    def request_flush(self) -> None:
+        """Have the writer write what was held during a stall before anything queued. The
+        caller never touches the socket, so it cannot block behind a client that does not
+        read (the writer may)."""
+        with self.cond:
+            if not self.dead:
+                self.queue.appendleft(_FLUSH)
             self.cond.notify_all()
 
 
@@ -475,6 +564,32 @@ def _url_host(host: str) -> str:
     return host
 
 
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_duration(name: str, value: object, *, none_ok: bool) -> None:
+    """A duration option: a finite number > 0 (or None if ``none_ok``), else ConfigError."""
+    if value is None and none_ok:
+        return
+    if not (_is_number(value) and 0 < value < math.inf):
+        allowed = " (or None)" if none_ok else ""
+        raise ConfigError(f"{name} must be a finite number > 0{allowed}, got {value!r}")
+
+
+def _check_host(host: object) -> None:
+    """Refuse a host that the socket layer would reject with something else than OSError
+    (a TypeError, a UnicodeError), as ConfigError; OSError is reported when listening."""
+    if not isinstance(host, str) or "\0" in host:
+        raise ConfigError(f"host must be a host name or IP address, got {host!r}")
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        pass
+    except ValueError as exc:  # UnicodeError: not a valid IDNA name
+        raise ConfigError(f"host {host!r} is not a valid host name: {exc}") from None
+
+
 class _Registry:
     """The MM key registry the sessions see (:class:`mmws.sim.mm.Registry`)."""
 
@@ -518,6 +633,19 @@ class Simulator:
         connection before it is closed), ``close_timeout``, ``open_timeout``,
         ``ssl_context`` (a server-side ``ssl.SSLContext``: the URLs become ``wss://`` and
         ``https://``; for TLS tests with a locally issued certificate).
+
+    Recording:
+        What :attr:`connections` and :meth:`received_messages` show, bounded so that a
+        client flooding the simulator cannot grow its memory without limit.
+        ``max_recorded_messages`` (10 000): messages (and feed ``command_times``) kept per
+        connection, the latest; ``max_recorded_size`` (64 KiB): a longer message is kept as
+        its first 256 characters with ``truncated=True``; ``max_closed_connections``
+        (1 000): closed connections kept, the latest (open ones are always kept).
+
+    Durations (``heartbeat_interval``, ``auth_timeout``, ``feed_token_ttl``,
+    ``feed_batch_interval``, ``close_timeout``, ``open_timeout``) must be finite numbers > 0
+    (or None where None is allowed), rates finite and >= 0, ``port`` 0-65535; anything else
+    raises :class:`~mmws.errors.ConfigError` naming the option.
     """
 
     def __init__(
@@ -548,7 +676,31 @@ class Simulator:
         close_timeout: float = 2.0,
         open_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_recorded_messages: int = 10_000,
+        max_recorded_size: int = 64 * 1024,
+        max_closed_connections: int = 1_000,
     ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigError(f"port must be an integer from 0 to 65535, got {port!r}")
+        _check_host(host)
+        for name, value, none_ok in (
+            ("heartbeat_interval", heartbeat_interval, True),
+            ("auth_timeout", auth_timeout, True),
+            ("feed_token_ttl", feed_token_ttl, False),
+            ("feed_batch_interval", feed_batch_interval, True),
+            ("close_timeout", close_timeout, False),
+            ("open_timeout", open_timeout, False),
+        ):
+            _check_duration(name, value, none_ok=none_ok)
+        for name, count, least in (
+            ("max_size", max_size, 1),
+            ("max_send_queue", max_send_queue, 1),
+            ("max_recorded_messages", max_recorded_messages, 0),
+            ("max_recorded_size", max_recorded_size, 0),
+            ("max_closed_connections", max_closed_connections, 0),
+        ):
+            if isinstance(count, bool) or not isinstance(count, int) or count < least:
+                raise ConfigError(f"{name} must be an integer >= {least}, got {count!r}")
         if api_keys is None:
             api_keys = {str(uuid.uuid4()): "demo"}
         if not api_keys:
@@ -556,8 +708,8 @@ class Simulator:
         for key in api_keys:
             validate_api_key(key)
         for name, value in (("rate", rate), ("feed_rate", feed_rate)):
-            if value is not None and not value >= 0:
-                raise ConfigError(f"{name} must be >= 0, got {value!r}")
+            if value is not None and not (_is_number(value) and 0 <= value < math.inf):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
         if feed_api_tokens is None:
             feed_api_tokens = {uuid.uuid4().hex: feed_plan}
         if not feed_api_tokens:
@@ -588,7 +740,16 @@ class Simulator:
         self.close_timeout = close_timeout
         self.open_timeout = open_timeout
         self.ssl_context = ssl_context
+        self.max_recorded_messages = max_recorded_messages
+        self.max_recorded_size = max_recorded_size
+        self.max_closed_connections = max_closed_connections
         self._ws_scheme = "wss" if ssl_context is not None else "ws"
+        # What the log filter hides verbatim; replaced (never mutated) when a token is issued.
+        self._secrets: frozenset[str] = frozenset(
+            s for s in (*self._api_keys, *self._feed_api_tokens) if len(s) >= _MIN_SECRET
+        )
+        with _SIMULATORS_LOCK:
+            _SIMULATORS.add(self)
 
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -603,6 +764,7 @@ class Simulator:
         self._batch_ids = itertools.count(1)
         self._conns: dict[int, _Conn] = {}
         self._history: list[_Conn] = []
+        self._closed_in_history = 0
         self._handshaking: dict[int, socket.socket] = {}
         self._threads: set[threading.Thread] = set()
         self._opened = 0
@@ -652,7 +814,9 @@ class Simulator:
         """Stop everything: close connections (1001), stop listening, join every thread.
 
         Connections get up to ``close_timeout`` (capped at 1 s) to finish the closing
-        handshake, then their TCP connection is cut. Idempotent.
+        handshake, then their TCP connection is cut (this also frees a writer blocked on a
+        client that does not read). Returns within about ``timeout`` seconds (plus that
+        grace) whatever the clients do; a thread still running then is logged. Idempotent.
         """
         with self._lock:
             if self._closed:
@@ -665,8 +829,9 @@ class Simulator:
         self._stop_listener()
         conns = self._open_conns()
         for conn in conns:
-            conn.wake()
-            conn.ws.flush_held()
+            # The writer writes what a stall held, then the close frame; this thread never
+            # writes, so a client that does not read cannot block it (it is cut below).
+            conn.request_flush()
             self._apply(conn, Close(1001, "server shutting down"))
         with self._lock:
             for sock in self._handshaking.values():
@@ -674,7 +839,7 @@ class Simulator:
         grace = time.monotonic() + min(1.0, self.close_timeout)
         self.wait_for(lambda: not self._conns, max(0.0, grace - time.monotonic()))
         for conn in self._open_conns():
-            self._cut(conn, reset=True)
+            self._cut(conn, reset=True, force=True)
         with self._lock:
             threads = set(self._threads)
             threads.add(self._timer.thread)
@@ -729,6 +894,8 @@ class Simulator:
         """The active token for ``api_token`` (one of ``feed_api_tokens``), as ``/v1/ws/new``."""
         with self._lock:
             result = self._tokens.issue(api_token, time.monotonic(), time.time())
+            if result is not None:
+                self._note_secret(result[0].token)
         if result is None:
             raise ConfigError("unknown feed API token")
         issued, is_new = result
@@ -1017,11 +1184,12 @@ class Simulator:
         self._faults.stall()
 
     def resume(self) -> None:
-        """End a :meth:`stall`: held frames go out, held commands are answered."""
+        """End a :meth:`stall`: held frames go out, held commands are answered. Returns at
+        once: each connection's writer does the writing (a client that does not read delays
+        only its own connection)."""
         self._faults.resume()
         for conn in self._open_conns():
-            conn.ws.flush_held()
-            conn.wake()
+            conn.request_flush()
 
     @property
     def stalled(self) -> bool:
@@ -1080,6 +1248,11 @@ class Simulator:
             self._revoked.discard(api_key)
 
     # -- private: MM key registry (through _Registry) ---------------------------------------
+
+    def _note_secret(self, secret: str) -> None:
+        """Have the log filter hide ``secret`` (an issued feed token) too. Holds the lock."""
+        if len(secret) >= _MIN_SECRET and secret not in self._secrets:
+            self._secrets = self._secrets | {secret}
 
     def _bind(self, session: MMServerSession, api_key: str) -> int | None:
         with self._changed:
@@ -1266,6 +1439,7 @@ class Simulator:
                 result = self._tokens.issue(api_token, now, wall)
                 assert result is not None
                 issued, is_new = result
+                self._note_secret(issued.token)
             else:
                 renewed = self._tokens.renew(api_token, now, wall)
                 if renewed is None:
@@ -1309,10 +1483,13 @@ class Simulator:
                 PLANS[plan],
                 max_subscriptions=self.feed_max_subscribe_per_connection,
                 max_commands_per_second=self.feed_max_commands_per_second,
+                max_recorded=self.max_recorded_messages,
             )
             if issued is None:
                 first = [Close(1008, "token expired")]
-        conn = _Conn(cid, ws, endpoint, session, redact_url(ws.request.path))
+        conn = _Conn(
+            cid, ws, endpoint, session, redact_url(ws.request.path), self.max_recorded_messages
+        )
         ws.hold = lambda: self._faults.stalled
         with self._changed:
             if endpoint == "feed" and not first:
@@ -1346,7 +1523,23 @@ class Simulator:
                 conn.closed_at = time.monotonic()
                 conn.close_code = ws.close_code
                 self._conns.pop(cid, None)
+                self._forget_closed()
                 self._changed.notify_all()
+
+    def _forget_closed(self) -> None:
+        """Keep the last ``max_closed_connections`` closed connections (lock held)."""
+        self._closed_in_history += 1
+        excess = self._closed_in_history - self.max_closed_connections
+        if excess <= 0:
+            return
+        kept: list[_Conn] = []
+        for c in self._history:
+            if excess > 0 and c.closed_at is not None:
+                excess -= 1
+                self._closed_in_history -= 1
+            else:
+                kept.append(c)
+        self._history = kept
 
     def _read_loop(self, conn: _Conn) -> None:
         ws = conn.ws
@@ -1374,8 +1567,11 @@ class Simulator:
             except ConnectionClosed:
                 return
             now = time.monotonic()
+            record = ReceivedMessage(conn.id, data, now)
+            if record.size > self.max_recorded_size:
+                record = ReceivedMessage(conn.id, data[:256], now, record.size, True)
             with self._changed:
-                conn.received.append(ReceivedMessage(conn.id, data, now))
+                conn.received.append(record)
                 self._commands += 1
                 self._changed.notify_all()
             self._faults.wait_running()
@@ -1425,6 +1621,13 @@ class Simulator:
             if isinstance(item, _Marker):
                 item.done.set()
                 continue
+            if isinstance(item, _Flush):
+                conn.sending = True
+                try:
+                    ws.flush_held()
+                finally:
+                    conn.sending = False
+                continue
             frames = 0
             try:
                 conn.sending = True
@@ -1455,14 +1658,29 @@ class Simulator:
             if isinstance(left, _Marker):
                 left.done.set()
 
-    def _cut(self, conn: _Conn, *, reset: bool) -> None:
+    def _cut(self, conn: _Conn, *, reset: bool, force: bool = False) -> None:
+        """Cut the TCP connection: RST (``reset``) or FIN. Never blocks for long, also when a
+        thread is stuck writing to a client that does not read: that thread holds the
+        connection's protocol lock in ``sendall``, which only ``shutdown()`` wakes up
+        (closing the socket does not). ``force``: shut down first without asking."""
         conn.closing = True
-        sock = conn.ws.socket
-        if conn.sending:  # a blocked sendall only wakes up on shutdown()
+        ws = conn.ws
+        sock = ws.socket
+        if not reset:
             abort_socket(sock, reset=False)
-        abort_socket(sock, reset=reset)
-        if reset:
-            conn.ws.close_socket()
+            return
+        mutex = ws.protocol_mutex
+        if not force and not conn.sending and mutex.acquire(timeout=0.05):
+            # Nobody is writing (they all hold the lock): the close sends the RST now.
+            try:
+                abort_socket(sock, reset=True)
+                sock.close()
+            finally:
+                mutex.release()
+        else:
+            abort_socket(sock, reset=False)  # wakes a blocked sendall; then RST on close
+            abort_socket(sock, reset=True)
+        ws.close_socket()
 
     def _any_subscriber(self, endpoint: str) -> bool:
         with self._lock:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
+import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import websocket
+from clientutil import wait_until
 
 from mmws.sim import Simulator
 
@@ -202,3 +206,98 @@ def test_feed_drop_and_close(sim: Simulator, connect: Connect) -> None:
     assert sim.wait_for(lambda: sim.stats.connections_active == 2, 2)
     assert sim.close_connections(1012, "restarting", endpoint="feed") == 1
     assert third.recv_close() == (1012, "restarting")
+
+
+# -- a client that does not read cannot wedge the controls ----------------------------------
+
+BIG = 16 * 2**20  # one frame larger than any socket buffer: the writer blocks in sendall
+
+
+def stuck_writer(sim: Simulator, connect: Connect) -> Any:
+    """An MM client with a tiny receive buffer that does not read, and the simulator's writer
+    blocked sending it one 16 MiB frame (holding websockets' protocol lock)."""
+    ws = connect(
+        sim.mm_url,
+        sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)],
+        skip_utf8_validation=True,  # pure-Python validation of 16 MiB is slow
+    )
+    assert ws.subscribe(KEY_A, ["scores"])["type"] == "subscribed"
+    assert sim.publish("scores", "UPDATE", {"fixtureId": "big", "blob": "x" * BIG}) == 1
+    (conn,) = sim._conns.values()  # white box: the only way to see the writer is inside send
+    wait_until(lambda: conn.sending, 5, "the writer inside its send")
+    return ws
+
+
+def in_thread(fn: Callable[[], object], timeout: float) -> bool:
+    """Run ``fn`` in a daemon thread; True if it returned within ``timeout``."""
+    done = threading.Event()
+    threading.Thread(target=lambda: (fn(), done.set()), daemon=True).start()
+    return done.wait(timeout)
+
+
+def sim_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("mmws-sim-")]
+
+
+def test_close_returns_with_a_client_that_does_not_read(
+    make_sim: MakeSim, connect: Connect
+) -> None:
+    """Regression: close() flushed held frames itself and waited for the protocol lock that
+    the blocked writer holds, forever. Now the writer flushes, and close() cuts the TCP
+    connection after its grace, which frees the writer; every thread is joined."""
+    sim = make_sim()
+    stuck_writer(sim, connect)
+    started = time.monotonic()
+    assert in_thread(sim.close, 10), "Simulator.close() hung behind a client that does not read"
+    assert time.monotonic() - started < 4
+    assert not sim_threads()
+
+
+def test_close_with_a_stalled_client_that_does_not_read(
+    make_sim: MakeSim, connect: Connect
+) -> None:
+    sim = make_sim()
+    ws = stuck_writer(sim, connect)
+    sim.stall()
+    ws.ws.ping(b"held")  # its pong is held by the stall; close() must not write it itself
+    assert in_thread(sim.close, 10), "Simulator.close() hung behind a client that does not read"
+    wait_until(lambda: not sim_threads(), 5, "every simulator thread ended")
+
+
+def test_resume_returns_at_once_with_a_client_that_does_not_read(
+    make_sim: MakeSim, connect: Connect
+) -> None:
+    """Regression: resume() flushed held frames itself, waiting for the protocol lock held by
+    a writer blocked on a client that does not read. Now the writer flushes; resume() returns
+    at once and the frames still arrive, in order, when the client reads."""
+    sim = make_sim()
+    ws = stuck_writer(sim, connect)
+    other = mm(sim, connect)
+    sim.stall()
+    ws.ws.ping(b"late")  # answered after the frame being written
+    sim.publish("scores", "UPDATE", {"fixtureId": "after"})
+    assert in_thread(sim.resume, 5), "Simulator.resume() blocked behind a slow reader"
+    assert other.recv()["payload"] == {"fixtureId": "after"}  # other connections flow
+    ws.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2**20)  # read faster now
+    ws.ws.settimeout(10)
+    first = json.loads(ws.ws.recv_data()[1])
+    assert first["payload"]["fixtureId"] == "big" and len(first["payload"]["blob"]) == BIG
+    # websockets' reader thread answers the ping as soon as it gets the lock: before or
+    # after the held broadcast.
+    rest = {ws.ws.recv_data(control_frame=True) for _ in range(2)}
+    assert (websocket.ABNF.OPCODE_PONG, b"late") in rest
+    (after,) = [json.loads(data) for opcode, data in rest if opcode == websocket.ABNF.OPCODE_TEXT]
+    assert after["payload"] == {"fixtureId": "after"}
+
+
+def test_drop_connections_returns_with_a_client_that_does_not_read(
+    make_sim: MakeSim, connect: Connect
+) -> None:
+    sim = make_sim()
+    ws = stuck_writer(sim, connect)
+    assert in_thread(sim.drop_connections, 5), "drop_connections() hung"
+    assert sim.wait_for(lambda: sim.stats.connections_active == 0, 5)
+    ws.ws.settimeout(5)
+    with pytest.raises(LOST):
+        while True:  # what was already in the client's buffer, then the cut
+            ws.ws.recv_data()

@@ -408,3 +408,42 @@ def test_no_token_in_debug_logs(sim: Simulator, connect: Connect,
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "GET /?token=***" in text and "GET /v1/ws/new?t=***" in text
     assert token not in text and sim.feed_api_token not in text and "0" * 20 not in text
+
+
+def pieces_in(secret: str, text: str, size: int = 8) -> list[str]:
+    """Every ``size``-character piece of ``secret`` found in ``text``."""
+    pieces = {secret[i : i + size] for i in range(len(secret) - size + 1)}
+    return sorted(p for p in pieces if p in text)
+
+
+def test_no_token_fragment_in_debug_logs_at_the_end_of_a_long_frame(
+    sim: Simulator, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: websockets logs only the first and last characters of a long frame, so a
+    secret at the end was not recognised by the patterns. Issued tokens and API tokens are
+    now hidden verbatim, in the full frame, before it is shortened."""
+    caplog.set_level(logging.DEBUG)
+    token = sim.feed_token
+    ws = connect(sim.feed_url)
+    ws.send({"action": "ping", "padding": "p" * 200, "token": token})
+    assert ws.recv()["type"] == "pong"
+    ws.send({"action": "ping", "padding": "p" * 200, "key": sim.feed_api_token})
+    assert ws.recv()["type"] == "pong"
+    ws.ws.close()
+    assert sim.wait_for(lambda: sim.stats.connections_active == 0, 2)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "ppp" in text  # the frames were logged ...
+    assert pieces_in(token, text) == [] and pieces_in(sim.feed_api_token, text) == []
+
+
+def test_command_times_and_messages_are_bounded(make_sim: MakeSim, connect: Connect) -> None:
+    """Regression: every command's time and body was kept forever."""
+    sim = make_sim(max_recorded_messages=3, feed_max_commands_per_second=None)
+    ws = connect(sim.feed_url)
+    for _ in range(5):
+        assert ws.feed("ping")["type"] == "pong"
+    info = sim.active_connections[0]
+    assert len(info.command_times) == 3 and len(info.received) == 3
+    assert list(info.command_times) == sorted(info.command_times)
+    assert [m.at for m in info.received] == list(info.command_times)  # the latest three
+    assert sim.stats.commands_received == 5

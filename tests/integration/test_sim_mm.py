@@ -9,6 +9,7 @@ import http.client
 import itertools
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 import websocket
 
+from mmws.errors import ConfigError
 from mmws.mm.models import Order, OrderStatus
 from mmws.mm.protocol import MMProtocol
 from mmws.sim import Scenario, Simulator
@@ -579,3 +581,186 @@ def test_cli_prints_url_and_key_and_exits_0_on_ctrl_c() -> None:
             proc.communicate()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+# -- regressions: secrets in logs, bounded recording, option validation ---------------------
+
+SECRET_KEY = "5f0c7a3e-9b1d-4c2e-8a6f-1d2e3c4b5a69"  # distinctive: no fragment occurs by chance
+STRANGER_KEY = "7d9e2b4c-6a1f-4e3d-9c8b-2f1a0e9d8c7b"  # a real-looking key the sim does not know
+
+
+def leaked(secret: str, text: str, size: int = 8) -> list[str]:
+    """Every ``size``-character piece of ``secret`` found in ``text``."""
+    pieces = {secret[i : i + size] for i in range(len(secret) - size + 1)}
+    return sorted(p for p in pieces if p in text)
+
+
+def test_no_api_key_fragment_in_debug_logs_when_the_key_ends_a_long_frame(
+    make_sim: MakeSim, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: websockets logs a long frame as its first and last characters only, so
+    with ``apiKey`` as the last field the key's tail was logged without the ``"apiKey":"``
+    the redaction pattern looks for. Frames are now redacted before they are shortened, and
+    every known secret is hidden verbatim."""
+    caplog.set_level(logging.DEBUG)
+    sim = make_sim(api_keys={SECRET_KEY: "client-s"})
+    ws = connect(sim.mm_url)
+    # key last, "subscribe" not in the first characters either
+    ws.send('{"channels": ["orders", "bets", "accounts", "scores", "emergency"], '
+            '"type": "subscribe", "apiKey": "' + SECRET_KEY + '"}')  # fmt: skip
+    assert ws.recv()["type"] == "subscribed"
+    ws.send({"type": "subscribe", "channels": ["orders", "bets", "scores"], "apiKey": SECRET_KEY})
+    assert ws.recv()["type"] == "subscribed"
+    ws.send({"type": "ping", "padding": "p" * 100, "note": SECRET_KEY})  # any field: verbatim
+    assert ws.recv() == {"type": "pong"}
+    fragments = ('{"type": "subscribe", "apiKey": "' + SECRET_KEY[:20], SECRET_KEY[20:] + '"}')
+    ws.ws.send_frame(websocket.ABNF.create_frame(fragments[0], websocket.ABNF.OPCODE_TEXT, 0))
+    ws.ws.send_frame(websocket.ABNF.create_frame(fragments[1], websocket.ABNF.OPCODE_CONT, 1))
+    assert ws.recv()["type"] == "subscribed"
+    stranger = connect(sim.mm_url)  # a key the simulator does not know: the pattern hides it
+    stranger.send({"type": "subscribe", "channels": ["orders", "scores"], "apiKey": STRANGER_KEY})
+    assert stranger.recv()["type"] == "error"
+    ws.ws.close()
+    stranger.ws.close()
+    assert sim.wait_for(lambda: sim.stats.connections_active == 0, 2)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "TEXT" in text and "****" in text  # websockets did log the frames, masked
+    assert leaked(SECRET_KEY, text) == [] and leaked(STRANGER_KEY, text) == []
+
+
+def test_received_messages_are_bounded(make_sim: MakeSim, connect: Connect) -> None:
+    """Regression: every message was kept forever; a client sending 1 MiB frames grew the
+    server's memory without limit. Now the last ``max_recorded_messages`` are kept per
+    connection, and a message over ``max_recorded_size`` only as its first 256 characters."""
+    sim = make_sim(max_recorded_messages=5, max_recorded_size=1000)
+    ws = connect(sim.mm_url)
+    for i in range(8):
+        ws.send({"type": "ping", "n": i})
+    ws.send("y" * 5000)
+    assert sim.wait_for(lambda: sim.stats.commands_received == 9, 2)  # every one counted
+    kept = sim.received_messages()
+    assert [m.json["n"] for m in kept[:-1]] == [4, 5, 6, 7]  # the latest
+    assert (kept[-1].data, kept[-1].size, kept[-1].truncated) == ("y" * 256, 5000, True)
+    assert not kept[0].truncated and kept[0].size == len(kept[0].data)
+    assert sim.connections[0].received == kept
+
+
+def test_a_flood_of_large_messages_is_not_kept(sim: Simulator, connect: Connect) -> None:
+    ws = connect(sim.mm_url, timeout=5)
+    for _ in range(32):
+        ws.send("x" * (2**20 - 16))  # just under max_size
+    assert sim.wait_for(lambda: sim.stats.commands_received == 32, 10)
+    kept = sim.received_messages()
+    assert len(kept) == 32 and sum(len(m.data) for m in kept) == 32 * 256
+    assert all(m.truncated and m.size == 2**20 - 16 for m in kept)
+
+
+def test_closed_connections_are_bounded(make_sim: MakeSim, connect: Connect) -> None:
+    sim = make_sim(max_closed_connections=2)
+    kept_open = connect(sim.mm_url)
+    for _ in range(4):
+        ws = connect(sim.mm_url)
+        ws.send({"type": "ping"})
+        assert ws.recv() == {"type": "pong"}
+        closed = sim.stats.connections_opened - sim.stats.connections_active
+        ws.ws.close()
+        assert sim.wait_for(
+            lambda c=closed: sim.stats.connections_opened - sim.stats.connections_active > c, 2
+        )
+    assert [(c.id, c.open) for c in sim.connections] == [(1, True), (4, False), (5, False)]
+    assert [m.connection_id for m in sim.received_messages()] == [4, 5]
+    kept_open.send({"type": "ping"})
+    assert kept_open.recv() == {"type": "pong"}
+
+
+BAD_DURATIONS = [0, 0.0, -1.0, math.nan, math.inf, "1", True]
+
+
+@pytest.mark.parametrize("value", BAD_DURATIONS, ids=repr)
+@pytest.mark.parametrize(
+    "option",
+    ["heartbeat_interval", "auth_timeout", "feed_token_ttl", "feed_batch_interval",
+     "close_timeout", "open_timeout"],
+)  # fmt: skip
+def test_bad_durations_are_refused(option: str, value: Any) -> None:
+    """Regression: 0 or a negative interval re-armed the timer at once (a flood of
+    heartbeats), NaN wedged it. Every duration must be a finite number > 0."""
+    with pytest.raises(ConfigError, match=option):
+        Simulator(port=0, api_keys={KEY_A: "a"}, rate=0, **{option: value})
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("mmws-sim-")]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("rate", math.nan), ("rate", math.inf), ("rate", -1.0), ("feed_rate", math.inf),
+     ("port", 65536), ("port", -1), ("max_size", 0), ("max_send_queue", 0),
+     ("max_recorded_messages", -1), ("max_recorded_size", -1), ("max_closed_connections", -1)],
+)  # fmt: skip
+def test_bad_options_are_refused(option: str, value: Any) -> None:
+    options: dict[str, Any] = {"port": 0, "api_keys": {KEY_A: "a"}, "rate": 0, option: value}
+    with pytest.raises(ConfigError, match=option):
+        Simulator(**options)
+
+
+def test_none_still_turns_the_optional_timers_off(make_sim: MakeSim, connect: Connect) -> None:
+    sim = make_sim(heartbeat_interval=None, auth_timeout=None, feed_batch_interval=None)
+    ws = connect(sim.mm_url)
+    ws.send({"type": "ping"})
+    assert ws.recv() == {"type": "pong"}
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["--heartbeat-interval", "0"], 1, "heartbeat_interval must be a finite number > 0"),
+        (["--heartbeat-interval", "nan"], 1, "heartbeat_interval must be a finite number > 0"),
+        (["--rate", "-1"], 1, "rate must be a finite number >= 0"),
+        (["--port", "99999"], 2, "port must be 0-65535"),
+        (["--port", "-1"], 2, "port must be 0-65535"),
+    ],
+)
+def test_cli_bad_option_is_one_error_line_without_traceback(
+    args: list[str], status: int, message: str
+) -> None:
+    """Regression: ``--port 99999`` died with an OverflowError traceback, and
+    ``--heartbeat-interval 0`` started a simulator flooding heartbeats."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmws.sim", *(["--port", "0"] if "--port" not in args else []),
+         *args],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == status, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    errors = [line for line in proc.stderr.splitlines() if not line.startswith((" ", "usage:"))]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+
+
+@pytest.mark.parametrize("host", ["bad\0host", "a" * 300])
+def test_a_host_the_socket_layer_chokes_on_is_a_config_error(
+    host: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Such hosts raised TypeError / UnicodeError from the socket layer (and leaked its
+    socket); now ConfigError, and one line from the CLI."""
+    with pytest.raises(ConfigError, match="host"):
+        Simulator(host, 0, api_keys={KEY_A: "a"}, rate=0)
+    from mmws.sim.__main__ import main
+
+    assert main(["--port", "0", "--host", host]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cannot start the simulator: host")
+
+
+def test_cli_unexpected_startup_error_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No known input reaches this any more: inject a failure the CLI does not expect."""
+    from mmws.sim import server
+    from mmws.sim.__main__ import main
+
+    def broken(self: Simulator, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("something unforeseen")
+
+    monkeypatch.setattr(server.Simulator, "__init__", broken)
+    assert main(["--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err == "cannot start the simulator: RuntimeError: something unforeseen\n"
