@@ -441,3 +441,18 @@ def test_events_just_before_a_close_frame_are_delivered(sim: Simulator) -> None:
             events = collect_until(c, of_type(mmws.Disconnected))
             ids = [e.payload.order_id for e in events if isinstance(e, mmws.OrderEvent)]
             assert ids == list(range(1, 51))
+
+
+def test_a_server_that_keeps_closing_does_not_cause_a_reconnect_storm(sim: Simulator) -> None:
+    """Each short-lived connection counts as a failure: the backoff keeps growing and is
+    only reset after a connection stayed up for backoff_reset_after."""
+    with mmws.MMClient(KEY, url=sim.mm_url, **{**FAST, "backoff_base": 0.01,
+                                                "backoff_cap": 10.0,
+                                                "backoff_reset_after": 30.0}) as c:
+        collect_until(c, of_type(mmws.Subscribed))
+        attempts = []
+        for _ in range(4):
+            sim.close_connections(1011, "internal error")
+            attempts.append(collect_until(c, of_type(mmws.Reconnecting))[-1].attempt)
+            collect_until(c, of_type(mmws.Subscribed))
+        assert attempts == [1, 2, 3, 4]
