@@ -206,7 +206,7 @@ _EXTRA_KEY: Final = "\x00extra"
 
 
 def _readonly(value: dict[str, Any], _: Any = None) -> Mapping[str, Any]:
-    return FrozenMap._adopt(value)  # its values were frozen by _rewrite
+    return FrozenMap(value)  # its values were frozen by _rewrite
 
 
 @attrs.frozen(slots=True)
@@ -287,7 +287,7 @@ class ModelCodec:
                 out[rule.name] = rule.hook(value, None)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"field {wire!r} of 'old': {exc}") from None
-        return FrozenMap._adopt(out)
+        return FrozenMap(out)
 
     def unstructure(self, model: Any) -> dict[str, Any]:
         """Model -> wire mapping; ``None`` attributes are left out, ``extra`` merged back."""

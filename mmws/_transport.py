@@ -38,6 +38,14 @@ __all__ = ["ConnectTimeout", "Transport", "TransportOptions"]
 log = logging.getLogger("mmws.transport")
 
 _CHUNK = 65536
+_CONT, _TEXT, _CLOSE, _PING, _PONG = (
+    ABNF.OPCODE_CONT,
+    ABNF.OPCODE_TEXT,
+    ABNF.OPCODE_CLOSE,
+    ABNF.OPCODE_PING,
+    ABNF.OPCODE_PONG,
+)
+_FINAL_TEXT = 0x80 | _TEXT
 _MAX_MESSAGE = 64 * 1024 * 1024  # a larger message is a protocol error (memory guard)
 
 
@@ -113,15 +121,17 @@ class _FrameReader:
             if not end:
                 return False
             first = self._buf[self._pos]
+            if first == _FINAL_TEXT:  # the common case: one whole text frame
+                return not self._fragments
             opcode = first & 0x0F
-            if opcode == ABNF.OPCODE_PING or opcode == ABNF.OPCODE_PONG:
+            if opcode in (_PING, _PONG):
                 if first & 0x70 or not first & 0x80 or self._buf[self._pos + 1] & 0x7F > 125:
                     return True  # malformed: next() raises it without reading
                 self.next_control(end)
                 continue
-            if opcode == ABNF.OPCODE_CLOSE:
+            if opcode == _CLOSE:
                 return True
-            return bool(first & 0x80) and opcode != ABNF.OPCODE_CONT and not self._fragments
+            return bool(first & 0x80) and opcode != _CONT and not self._fragments
 
     def next_control(self, end: int) -> None:
         """Consume the ping or pong frame that ends at ``end`` (answering a ping)."""
@@ -129,7 +139,7 @@ class _FrameReader:
         opcode = buf[pos] & 0x0F
         payload = bytes(buf[pos + 2 : end])  # control frames are at most 125 bytes
         self._pos = end
-        if opcode == ABNF.OPCODE_PING:
+        if opcode == _PING:
             self._pong(payload)
 
     def _frame_end(self) -> int:
