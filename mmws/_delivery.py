@@ -117,7 +117,8 @@ class EventQueue:
             item = self._priority.popleft() if self._priority else self._main.popleft()
             if type(item) is _Slot:
                 item = self._take_slot(item)
-            self._not_full.notify()
+            if self.producer_blocked:  # Condition.notify costs more than this check
+                self._not_full.notify()
             return item
 
     def get_nowait(self) -> Any:
@@ -155,17 +156,19 @@ class EventQueue:
                 elif lane is Lane.COALESCE and self._coalesce(event):
                     continue
                 else:
-                    full = len(self._main) + len(self._priority) >= self.maxsize
-                    if full and not self._wait_room():
-                        return False
+                    if len(self._main) + len(self._priority) >= self.maxsize:
+                        if self._getters:
+                            self._not_empty.notify(self._getters)
+                        if not self._wait_room():
+                            return False
                     if lane is Lane.COALESCE:
                         slot = _Slot(self._coalesce_key(event), event)
                         self._pending[slot.key] = slot
                         self._main.append(slot)
                     else:
                         self._main.append(event)
-                if self._getters:
-                    self._not_empty.notify()
+            if self._getters:  # one wake-up for the whole batch
+                self._not_empty.notify(self._getters)
         return True
 
     def put_control(self, event: Any) -> None:
