@@ -276,7 +276,8 @@ def _lifecycle(event: Any) -> tuple[str, bool] | None:
         again = f" (attempt {event.attempt})" if event.attempt else ""
         return f"connected {event.url}{again}", False
     if isinstance(event, Subscribed):
-        return f"subscribed #{_text(event.subscription_id)} {','.join(event.channels)}", False
+        channels = ",".join(map(str, event.channels))  # whatever the server sent
+        return f"subscribed #{_text(event.subscription_id)} {channels}", False
     if isinstance(event, FeedSubscribed):
         return f"subscribed {event.topic}", False
     if isinstance(event, FeedUnsubscribed):

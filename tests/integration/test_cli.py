@@ -630,3 +630,8 @@ def test_a_key_given_as_an_argument_by_mistake_is_not_echoed(
     assert main(["listen", KEY]) == 2
     err = capsys.readouterr().err
     assert "unrecognized arguments: ***" in err and KEY not in err
+
+
+def test_odd_values_from_the_server_still_format() -> None:
+    line = format_event(mmws.Subscribed([1], (1, "orders")))  # type: ignore[arg-type]
+    assert "subscribed #[1] 1,orders" in line
