@@ -242,7 +242,7 @@ class Transport:
         secrets = (*secrets, *_query_secrets(url))
         redacted = redact(url, *secrets)
         kwargs: dict[str, Any] = {
-            "skip_utf8_validation": True,  # json.loads(bytes) validates UTF-8, in C
+            "skip_utf8_validation": True,  # the codec decodes UTF-8 itself, in C
             "enable_multithread": True,
         }
         if url.startswith("wss:"):
