@@ -33,7 +33,6 @@ import attrs
 
 from mmws._backoff import Backoff, Decision, classify
 from mmws._delivery import EventQueue, Lane
-from mmws._frozen import FrozenMap
 from mmws._keepalive import Keepalive
 from mmws._secret import redact
 from mmws._transport import ConnectTimeout, Transport, TransportOptions
@@ -292,7 +291,7 @@ class StreamClient:
                 last_message_at=_wall(self._last_message),
                 reconnects=self._reconnects,
                 queue_depth=self._queue.qsize(),
-                dropped=FrozenMap(self._queue.dropped),
+                dropped=self._queue.dropped_counts(),
                 last_rtt=self._last_rtt,
                 last_error=self._last_error,
                 clock_offset=self._clock_offset,
@@ -552,14 +551,14 @@ class StreamClient:
                 self._session = None
                 if self._closing:
                     return
-                self._state = "reconnecting" if self._reconnect else "closed"
                 if session.dead is not None:
                     error = session.dead
+                decision = classify(error)
+                will_reconnect = self._reconnect and decision is not Decision.FATAL
+                self._state = "reconnecting" if will_reconnect else "closed"
                 self._last_error = str(error)
             if time.monotonic() - session.opened_at >= self._backoff_reset_after:
                 self._backoff.reset()
-            decision = classify(error)
-            will_reconnect = self._reconnect and decision is not Decision.FATAL
             log.warning("disconnected from %s: %s", session.transport.url, error)
             self._queue.put_control(Disconnected(str(error), will_reconnect, error))
             if not will_reconnect:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from enum import Enum
 from typing import Any, Final
 
+from mmws._frozen import FrozenMap
 from mmws.errors import ClientClosed, MmwsError
 from mmws.lifecycle import Overflow
 
@@ -132,6 +133,11 @@ class EventQueue:
 
     def full(self) -> bool:
         return self.qsize() >= self.maxsize
+
+    def dropped_counts(self) -> FrozenMap:
+        """Events coalesced away so far, per channel (a consistent snapshot)."""
+        with self._lock:
+            return FrozenMap(self.dropped)
 
     # -- producer side ----------------------------------------------------------------------
 

@@ -937,6 +937,8 @@ class Simulator:
 
     @property
     def stats(self) -> SimStats:
+        """Counters since the simulator started (connections, frames, commands, refused
+        handshakes, HTTP responses, restarts)."""
         with self._lock:
             return SimStats(
                 connections_opened=self._opened,
@@ -951,11 +953,13 @@ class Simulator:
 
     @property
     def listening(self) -> bool:
+        """True while the port accepts connections (False during :meth:`restart`)."""
         with self._lock:
             return self._listener is not None
 
     @property
     def last_burst(self) -> BurstResult | None:
+        """What the last :meth:`burst` sent, and when; ``None`` before the first."""
         with self._lock:
             return self._last_burst
 
@@ -1193,6 +1197,7 @@ class Simulator:
 
     @property
     def stalled(self) -> bool:
+        """True between :meth:`stall` and :meth:`resume`."""
         return self._faults.stalled
 
     def pause_heartbeats(self) -> None:
