@@ -455,23 +455,23 @@ class StreamClient:
         if soft and left <= 0:
             return []
         if left <= 0:
-            raise ConnectTimeout(
-                f"no confirmation from {session.transport.url} within "
-                f"connect_timeout={self._connect_timeout:g} s"
-            )
+            raise self._no_confirmation(session)
         session.transport.settimeout(left)
         try:
             data = session.transport.recv()
         except TransportTimeout:
             if soft:
                 return []
-            raise ConnectTimeout(
-                f"no confirmation from {session.transport.url} within "
-                f"connect_timeout={self._connect_timeout:g} s"
-            ) from None
+            raise self._no_confirmation(session) from None
         except ConnectionClosed as exc:
             raise self._handshake_closed(exc) from None
         return self._decode(session, data, time.monotonic())
+
+    def _no_confirmation(self, session: _Session) -> ConnectTimeout:
+        return ConnectTimeout(
+            f"no confirmation from {session.transport.url} within "
+            f"connect_timeout={self._connect_timeout:g} s"
+        )
 
     def _send(self, session: _Session) -> None:
         with self._lock:

@@ -131,9 +131,8 @@ class MMClient(StreamClient):
         while True:
             for event in self._handshake_read(session, deadline):
                 if isinstance(event, ServerError):
-                    raise event.error if isinstance(event.error, MmwsError) else MmwsError(
-                        event.message
-                    )
+                    # the core always attaches the classified exception
+                    raise event.error or ServerErrorException(event.message, event.code)
                 if isinstance(event, self._keepalive_events) and not self._deliver_keepalive:
                     continue
                 events.append(event)
