@@ -202,7 +202,7 @@ converter.register_unstructure_hook_func(
 )
 
 
-_EXTRA_KEY: Final = "\x00extra"
+_EXTRA_KEY: Final = "__mmws_extra__"  # not a wire name: a frame carrying it lands in extra
 
 
 def _readonly(value: dict[str, Any], _: Any = None) -> Mapping[str, Any]:

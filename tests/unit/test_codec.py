@@ -166,6 +166,13 @@ def test_structure_full_order_from_wire() -> None:
         order.extra["hedgeRatio"] = 1.0  # type: ignore[index]  # read-only
 
 
+@pytest.mark.parametrize("key", ["__mmws_extra__", "\x00extra", "extra"])
+def test_a_wire_key_shaped_like_the_internal_extra_slot_is_kept_in_extra(key: str) -> None:
+    order = model_codec(Order).structure({"orderId": 3, key: {"x": 1}})
+    assert order.order_id == 3
+    assert dict(order.extra) == {key: {"x": 1}}
+
+
 def test_structure_does_not_modify_the_input_mapping() -> None:
     wire = {"id": 5, "newKey": 1}
     order = model_codec(Order, {"orderId": "id"}).structure(wire)
