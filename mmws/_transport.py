@@ -14,6 +14,7 @@ the queue at once. UTF-8 is not checked here: ``json.loads(bytes)`` checks it, i
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 import struct
@@ -260,6 +261,7 @@ class Transport:
                 http_proxy_port=options.proxy_port,
                 http_proxy_auth=options.proxy_auth,
                 proxy_type=options.proxy_type,
+                http_no_proxy=_no_proxy_hosts(),
             )
         # Errors are raised after the except blocks, so that a foreign error whose text shows
         # a secret is neither the __cause__ nor the __context__ of ours.
@@ -369,6 +371,15 @@ def _cause(exc: BaseException, secrets: Sequence[str]) -> BaseException | None:
     (a traceback prints the chained error's message too)."""
     text = f"{exc} {exc.args!r}"
     return None if any(secret in text for secret in secrets if secret) else exc
+
+
+def _no_proxy_hosts() -> list[str]:
+    """The hosts an explicit proxy is skipped for: only those in ``NO_PROXY``.
+
+    websocket-client before 1.9 also skips the proxy for localhost and 127.0.0.1 when this
+    list is empty; a non-empty list that matches no host gives every version 1.9's rule."""
+    value = os.environ.get("no_proxy", os.environ.get("NO_PROXY", "")).replace(" ", "")
+    return [host for host in value.split(",") if host] or ["\x00"]
 
 
 def _shutdown(sock: Any) -> None:

@@ -64,6 +64,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import re
 import selectors
 import socket
@@ -305,11 +306,12 @@ class _SimConnection(ServerConnection):
     and :meth:`send_encoded` writes pre-encoded frames."""
 
     def __init__(
-        self, sock: socket.socket, protocol: ServerProtocol, server: Server, **kwargs: Any
+        self, sock: socket.socket, protocol: ServerProtocol, *args: Any, **kwargs: Any
     ) -> None:
+        # websockets 17+ passes the Server positionally after the protocol; 14 to 16 do not.
         self.hold: Callable[[], bool] | None = None
         self._held: list[bytes] = []
-        super().__init__(sock, protocol, server, **kwargs)
+        super().__init__(sock, protocol, *args, **kwargs)
         self.recv_events_thread.name = threading.current_thread().name.replace("-conn-", "-recv-")
 
     def send_data(self) -> None:
@@ -520,21 +522,26 @@ class _Listener:
 
     def close(self) -> None:
         self.stopping = True
-        self.server.socket_closed.set()
+        # websockets 17+ refuses handshakes in progress once this is set; older releases
+        # have no such flag (their connection threads finish their handshakes).
+        socket_closed = getattr(self.server, "socket_closed", None)
+        if socket_closed is not None:
+            socket_closed.set()
         try:
             self.wake_w.send(b"x")
         except OSError:
             pass
         if self.thread is not None:
             self.thread.join(5.0)
-        for sock in (
-            self.sock,
-            self.wake_r,
-            self.wake_w,
-            self.server.shutdown_watcher,
-            self.server.shutdown_notifier,
-        ):
+        for sock in (self.sock, self.wake_r, self.wake_w):
             sock.close()
+        # The server's own shutdown pair (unused: we run our accept loop): a socketpair
+        # in websockets 17+, a pipe (two fds) before.
+        for end in (self.server.shutdown_watcher, self.server.shutdown_notifier):
+            if isinstance(end, int):
+                os.close(end)
+            else:
+                end.close()
 
 
 def _json_response(status: int, body: Any, extra: Iterable[tuple[str, str]] = ()) -> Response:
@@ -1526,7 +1533,7 @@ class Simulator:
             conn.writer.join(self.close_timeout + 1.0)
             with self._changed:
                 conn.closed_at = time.monotonic()
-                conn.close_code = ws.close_code
+                conn.close_code = ws.protocol.close_code
                 self._conns.pop(cid, None)
                 self._forget_closed()
                 self._changed.notify_all()
@@ -1676,9 +1683,15 @@ class Simulator:
             return
         mutex = ws.protocol_mutex
         if not force and not conn.sending and mutex.acquire(timeout=0.05):
-            # Nobody is writing (they all hold the lock): the close sends the RST now.
+            # Nobody is writing (they all hold the lock): the close sends the RST now. The
+            # reader may be blocked in recv(), which keeps the socket open past close() on
+            # Linux: SHUT_RD wakes it without sending anything to the client.
             try:
                 abort_socket(sock, reset=True)
+                try:
+                    sock.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass
                 sock.close()
             finally:
                 mutex.release()

@@ -18,6 +18,18 @@ KEY_B = "33333333-3333-4333-8333-333333333333"
 UNKNOWN_KEY = "44444444-4444-4444-8444-444444444444"
 
 
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every server here is on 127.0.0.1: a proxy configured on the machine (which
+    websocket-client would use) must not come between the tests and the simulator."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
 class Wire:
     """A plain websocket-client connection with JSON helpers; every read has a deadline."""
 

@@ -95,3 +95,15 @@ def test_the_client_connects_through_an_http_proxy(proxy: ConnectProxy) -> None:
         event = collect_until(client, of_type(mmws.OrderEvent))[-1]
         assert event.payload.order_id == 77
     assert proxy.requests == [f"CONNECT 127.0.0.1:{sim.port} HTTP/1.1"]
+
+
+def test_no_proxy_in_the_environment_skips_the_proxy_for_that_host(
+    proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_PROXY", "example.invalid, 127.0.0.1")
+    monkeypatch.delenv("no_proxy", raising=False)
+    with Simulator(api_keys={KEY: "a"}, rate=0) as sim, \
+            mmws.MMClient(KEY, url=sim.mm_url, proxy_host="127.0.0.1",
+                          proxy_port=proxy.port) as client:
+        collect_until(client, of_type(mmws.Subscribed))
+    assert proxy.requests == []
