@@ -537,6 +537,7 @@ class _Listener:
             sock.close()
         # The server's own shutdown pair (unused: we run our accept loop): a socketpair
         # in websockets 17+, a pipe (two fds) before.
+        end: Any
         for end in (self.server.shutdown_watcher, self.server.shutdown_notifier):
             if isinstance(end, int):
                 os.close(end)
