@@ -21,6 +21,7 @@ State table (anything else raises ``LocalProtocolError``)::
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
@@ -94,18 +95,31 @@ _TRANSITIONS: Final[dict[tuple[MMState, str], MMState]] = {
 }
 
 
+_UUID_TEXT: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
 def validate_api_key(api_key: str | Secret) -> Secret:
-    """The key as a :class:`Secret`; ``ConfigError`` (never showing the key) if not a UUID."""
+    """The key as a :class:`Secret`; ``ConfigError`` (never showing the key) unless it is a
+    UUID in its usual 36-character form (``8-4-4-4-12`` hex digits), as the server issues it."""
     raw = api_key.reveal() if isinstance(api_key, Secret) else api_key
     if not isinstance(raw, str):
         raise ConfigError(f"api_key must be a string (a UUID), got {type(raw).__name__}")
+    if _UUID_TEXT.fullmatch(raw):
+        return Secret(raw)
+    hint = "the key is not shown"
+    if raw != raw.strip():
+        hint = "it has whitespace around it; " + hint
+    elif _UUID_TEXT.fullmatch(_plain_uuid(raw)):
+        hint = "write it as 8-4-4-4-12 hex digits, with no braces or urn:uuid: prefix; " + hint
+    raise ConfigError(f"api_key is not a valid UUID ({len(raw)} characters; {hint})")
+
+
+def _plain_uuid(text: str) -> str:
+    """``text`` in the 36-character form if :class:`uuid.UUID` reads it, else ``""``."""
     try:
-        uuid.UUID(raw)
+        return str(uuid.UUID(text))
     except ValueError:
-        raise ConfigError(
-            f"api_key is not a valid UUID ({len(raw)} characters; the key is not shown)"
-        ) from None
-    return Secret(raw)
+        return ""
 
 
 def validate_channels(channels: Iterable[str]) -> tuple[str, ...]:

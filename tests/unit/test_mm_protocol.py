@@ -198,6 +198,29 @@ def test_validate_channels_keeps_order_drops_repeats_and_splits_strings() -> Non
     assert CHANNELS == ("orders", "bets", "accounts", "scores", "emergency")
 
 
+@pytest.mark.parametrize(
+    ("bad_key", "hint"),
+    [
+        (KEY + "\n", "whitespace around it"),
+        (" " + KEY, "whitespace around it"),
+        ("{" + KEY + "}", "8-4-4-4-12 hex digits"),
+        ("urn:uuid:" + KEY, "8-4-4-4-12 hex digits"),
+        (KEY.replace("-", ""), "8-4-4-4-12 hex digits"),
+    ],
+)
+def test_a_uuid_in_another_spelling_is_refused_with_a_hint(bad_key: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate_api_key(bad_key)
+    message = str(info.value)
+    assert hint in message
+    assert "the key is not shown" in message
+    assert KEY not in message and KEY.replace("-", "") not in message
+
+
+def test_an_upper_case_uuid_key_is_accepted_as_given() -> None:
+    assert validate_api_key(KEY.upper()).reveal() == KEY.upper()
+
+
 def test_validate_api_key_returns_a_secret() -> None:
     secret = validate_api_key(KEY)
     assert isinstance(secret, Secret)
