@@ -384,6 +384,9 @@ class StreamClient:
         Called under the lock; a subclass that returns 0 must also account for the ping."""
         return 0.0
 
+    def _ping_sent(self, now: float) -> None:
+        """(lock held) The ping that :meth:`_ping_delay` admitted has gone out at ``now``."""
+
     def _maintenance_due(self) -> float | None:
         """When (``time.monotonic()``) :meth:`_maintain` should next run, or ``None``."""
         return None
@@ -694,6 +697,9 @@ class StreamClient:
                         session.transport.send(text)
                 except MmwsError:
                     session.transport.abort()
+                if texts:
+                    with self._lock:
+                        self._ping_sent(time.monotonic())
 
     # -- private: the dispatch thread -------------------------------------------------------
 

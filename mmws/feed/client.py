@@ -97,6 +97,7 @@ class FeedClient(StreamClient):
         self._wanted: dict[str, tuple[str, str]] = {}
         self._failed: dict[str, SubscriptionError] = {}
         self._limiter = SlidingWindow(rate_limit, 1.0, rate_margin)
+        self._ping_slot: list[float] | None = None
         self._pongs = 0
         provider_secrets = getattr(token_provider, "secrets", None)
         secrets = tuple(provider_secrets()) if callable(provider_secrets) else ()
@@ -257,13 +258,15 @@ class FeedClient(StreamClient):
                     now = time.monotonic()
                     delay = self._limiter.delay(now)
                     if delay <= 0:
-                        self._limiter.record(now)
+                        slot = self._limiter.record(now)
                         channel, scope = todo.pop(0)
                         requests.append(protocol.subscribe(channel, scope))
                         texts = protocol.data_to_send()
                 if delay <= 0:
                     for text in texts:
                         session.transport.send(text)
+                    with self._lock:
+                        self._limiter.sent(slot, time.monotonic())
                     continue
                 wait_until = now + delay
             for event in self._handshake_read(session, deadline, wait_until):
@@ -307,8 +310,13 @@ class FeedClient(StreamClient):
     def _ping_delay(self, now: float) -> float:
         delay = self._limiter.delay(now)
         if delay <= 0:
-            self._limiter.record(now)
+            self._ping_slot = self._limiter.record(now)
         return delay
+
+    def _ping_sent(self, now: float) -> None:
+        slot, self._ping_slot = self._ping_slot, None
+        if slot is not None:
+            self._limiter.sent(slot, now)
 
     def _maintenance_due(self) -> float | None:
         renew_due = getattr(self._token_provider, "renew_due", None)
@@ -349,6 +357,7 @@ class FeedClient(StreamClient):
         if not self._threads:
             raise LocalProtocolError("call connect() first")
         deadline = time.monotonic() + (self._connect_timeout if timeout is None else timeout)
+        slot: list[float] | None = None
         while True:
             with self._lock:
                 self._check_alive()
@@ -362,8 +371,8 @@ class FeedClient(StreamClient):
                         assert isinstance(protocol, FeedProtocol)
                         result = make(protocol)
                         texts = protocol.data_to_send()
-                        if texts:  # make() may decide there is nothing to send
-                            self._limiter.record(now)
+                        # make() may decide there is nothing to send
+                        slot = self._limiter.record(now) if texts else None
                         break
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -374,6 +383,9 @@ class FeedClient(StreamClient):
                 session.transport.send(text)
             except MmwsError:
                 break  # the reader sees the broken connection; the request fails with it
+        if slot is not None:
+            with self._lock:
+                self._limiter.sent(slot, time.monotonic())
         return result
 
     def _wait(self, request: Request, timeout: float | None) -> None:

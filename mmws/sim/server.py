@@ -425,6 +425,17 @@ class _Conn:
         self.queue: deque[_Item] = deque()
         self.cond = threading.Condition(threading.Lock())
         self.writer: threading.Thread | None = None
+        self.first: list[Action] = []  # sent as soon as the connection is open
+
+    def die(self) -> None:
+        """No more writes: later items are refused, queued markers released."""
+        with self.cond:
+            self.dead = True
+            rest = list(self.queue)
+            self.queue.clear()
+        for left in rest:
+            if isinstance(left, _Marker):
+                left.done.set()
 
     def enqueue(self, item: _Item, limit: float) -> bool:
         """Queue ``item`` for the writer; False if the connection is gone (markers are then
@@ -1132,15 +1143,9 @@ class Simulator:
         """Send ``batch_update`` to every STATS/ODDS ``all`` subscription now (the timer does
         it every ``feed_batch_interval``); the frames queued."""
         sent = 0
-        conns = self._feed_conns()
         for channel in ("STATS", "ODDS"):
             key = f"{channel}:all"
-            targets = [
-                c
-                for c in conns
-                if isinstance(c.session, FeedServerSession) and key in c.session.topics
-            ]
-            if not targets:
+            if not self._all_subscribers(key):
                 continue
             with self._gen_lock:
                 matches = self._matches.snapshot(channel)
@@ -1155,8 +1160,20 @@ class Simulator:
                 "data": {"matches": matches},
             }
             text = encode(frame)
-            sent += sum(1 for c in targets if c.enqueue(text, self.max_send_queue))
+            # Chosen and queued under the lock, so after any subscribe reply (see _read_loop).
+            with self._lock:
+                sent += sum(
+                    1 for c in self._all_subscribers(key) if c.enqueue(text, self.max_send_queue)
+                )
         return sent
+
+    def _all_subscribers(self, key: str) -> list[_Conn]:
+        with self._lock:
+            return [
+                c
+                for c in self._feed_conns()
+                if isinstance(c.session, FeedServerSession) and key in c.session.topics
+            ]
 
     def send_raw(self, text: str | bytes, endpoint: str | None = None) -> int:
         """Send ``text`` verbatim (a text frame; ``bytes`` as UTF-8 text) to every open
@@ -1392,6 +1409,15 @@ class Simulator:
             with self._changed:
                 self._handshaking.pop(cid, None)
                 self._threads.discard(threading.current_thread())
+                conn = self._conns.get(cid)
+                if conn is not None and conn.writer is None:
+                    # Accepted, but the handshake did not finish (the client went away, or
+                    # the simulator was cut or closed meanwhile): it was never open.
+                    self._conns.pop(cid)
+                    conn.closing = True
+                    conn.closed_at = time.monotonic()
+                    self._forget_closed()
+                    conn.die()
                 self._changed.notify_all()
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
@@ -1404,7 +1430,10 @@ class Simulator:
         if path == MM_PATH:
             if "websocket" not in upgrade:
                 return self._http_answer(_json_response(426, {"detail": _DETAIL_426}))
-            return self._maybe_reject()
+            rejected = self._maybe_reject()
+            if rejected is None:
+                self._accept(ws, request, "mm", "")
+            return rejected
         if path in FEED_PATHS:
             if "websocket" not in upgrade:
                 detail = "This endpoint requires a WebSocket connection"
@@ -1416,11 +1445,12 @@ class Simulator:
             if not token:
                 return self._refuse(_json_response(401, rest_error(401, "Missing token")))
             with self._lock:
-                ok = self._tokens.check(token, time.monotonic()) is not None
+                issued = self._tokens.check(token, time.monotonic())
                 known = self._tokens.known(token)
-            if not ok:
+            if issued is None:
                 text = "Token expired" if known else "Invalid token"
                 return self._refuse(_json_response(403, rest_error(403, text)))
+            self._accept(ws, request, "feed", token, issued.plan)
             return None
         return self._http_answer(_json_response(404, {"detail": "Not Found"}))
 
@@ -1470,15 +1500,16 @@ class Simulator:
 
     # -- private: connections ---------------------------------------------------------------
 
-    def _on_connection(self, ws: ServerConnection) -> None:
-        assert isinstance(ws, _SimConnection) and ws.request is not None
+    def _accept(
+        self, ws: ServerConnection, request: Request, endpoint: str, token: str, plan: str = ""
+    ) -> None:
+        """Count the connection from the moment its upgrade is accepted, before the 101 goes
+        out: when a client's connect returns, the connection is in ``active_connections``,
+        ``stats`` and the per-key/per-token limits."""
+        assert isinstance(ws, _SimConnection)
         cid: int = self._local.conn_id
-        url = urlsplit(ws.request.path)
         session: MMServerSession | FeedServerSession
-        first: list[Action] = []
-        token = ""
-        if url.path == MM_PATH:
-            endpoint = "mm"
+        if endpoint == "mm":
             session = MMServerSession(
                 self._registry,
                 legacy_field_names=self.legacy_field_names,
@@ -1486,11 +1517,6 @@ class Simulator:
                 error_close_code=self.error_close_code,
             )
         else:
-            endpoint = "feed"
-            token = (parse_qs(url.query).get("token") or [""])[0]
-            with self._lock:
-                issued = self._tokens.check(token, time.monotonic())
-            plan = issued.plan if issued is not None else "BASIC"
             session = FeedServerSession(
                 token,
                 PLANS[plan],
@@ -1498,25 +1524,32 @@ class Simulator:
                 max_commands_per_second=self.feed_max_commands_per_second,
                 max_recorded=self.max_recorded_messages,
             )
-            if issued is None:
-                first = [Close(1008, "token expired")]
         conn = _Conn(
-            cid, ws, endpoint, session, redact_url(ws.request.path), self.max_recorded_messages
+            cid, ws, endpoint, session, redact_url(request.path), self.max_recorded_messages
         )
-        ws.hold = lambda: self._faults.stalled
         with self._changed:
-            if endpoint == "feed" and not first:
+            if endpoint == "feed":
                 live = sum(
                     1
                     for c in self._conns.values()
                     if isinstance(c.session, FeedServerSession) and c.session.token == token
                 )
                 if live >= self.feed_max_connections:
-                    first = connection_limit(self.feed_max_connections)
+                    conn.first = connection_limit(self.feed_max_connections)
             self._conns[cid] = conn
             self._history.append(conn)
-            self._handshaking.pop(cid, None)
             self._opened += 1
+            self._changed.notify_all()
+
+    def _on_connection(self, ws: ServerConnection) -> None:
+        assert isinstance(ws, _SimConnection)
+        cid: int = self._local.conn_id
+        with self._changed:
+            conn = self._conns.get(cid)
+            if conn is None or self._closed:
+                return  # cut during the handshake, or the simulator is closing
+            ws.hold = lambda: self._faults.stalled
+            self._handshaking.pop(cid, None)
             conn.writer = threading.Thread(
                 target=self._write_loop, args=(conn,), name=f"mmws-sim-send-{cid}", daemon=True
             )
@@ -1525,7 +1558,7 @@ class Simulator:
         threading.current_thread().name = f"mmws-sim-conn-{cid}"
         conn.writer.start()
         try:
-            for action in first:
+            for action in conn.first:
                 self._apply(conn, action)
             self._read_loop(conn)
         finally:
@@ -1590,12 +1623,16 @@ class Simulator:
             self._faults.wait_running()
             if conn.closing:
                 continue
-            if isinstance(session, MMServerSession):
-                actions = session.receive(data)
-            else:
-                actions = session.receive(data, now)
-            for action in actions:
-                self._apply(conn, action)
+            # Under the lock: a subscribe's reply is queued before the first broadcast or
+            # update that the new subscription lets through (deliveries pick their targets
+            # under this lock).
+            with self._lock:
+                if isinstance(session, MMServerSession):
+                    actions = session.receive(data)
+                else:
+                    actions = session.receive(data, now)
+                for action in actions:
+                    self._apply(conn, action)
 
     def _apply(self, conn: _Conn, action: Action) -> None:
         limit = self.max_send_queue
@@ -1663,13 +1700,7 @@ class Simulator:
                     conn.frames_sent += frames
                     self._frames_sent += frames
                     self._changed.notify_all()
-        with conn.cond:
-            conn.dead = True
-            rest = list(conn.queue)
-            conn.queue.clear()
-        for left in rest:
-            if isinstance(left, _Marker):
-                left.done.set()
+        conn.die()
 
     def _cut(self, conn: _Conn, *, reset: bool, force: bool = False) -> None:
         """Cut the TCP connection: RST (``reset``) or FIN. Never blocks for long, also when a
@@ -1737,20 +1768,22 @@ class Simulator:
         ts = int(time.time() * 1000)
         shared: str | None = None
         sent = 0
-        for conn in self._feed_conns():
-            assert isinstance(conn.session, FeedServerSession)
-            topics = conn.session.topics
-            if update.shape == "match":
-                if any(k in topics for k in keys):
-                    if shared is None:
-                        shared = encode(render(update, None, ts))
-                    sent += conn.enqueue(shared, self.max_send_queue)
-            else:
-                for key in keys:
-                    topic = topics.get(key)
-                    if topic is not None:
-                        text = encode(render(update, topic, ts))
-                        sent += conn.enqueue(text, self.max_send_queue)
+        # Topics are read and frames queued under the lock (see _read_loop).
+        with self._lock:
+            for conn in self._feed_conns():
+                assert isinstance(conn.session, FeedServerSession)
+                topics = conn.session.topics
+                if update.shape == "match":
+                    if any(k in topics for k in keys):
+                        if shared is None:
+                            shared = encode(render(update, None, ts))
+                        sent += conn.enqueue(shared, self.max_send_queue)
+                else:
+                    for key in keys:
+                        topic = topics.get(key)
+                        if topic is not None:
+                            text = encode(render(update, topic, ts))
+                            sent += conn.enqueue(text, self.max_send_queue)
         return sent
 
     # -- private: timers and pacing ---------------------------------------------------------

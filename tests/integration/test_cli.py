@@ -266,7 +266,7 @@ def test_demo_survives_ctrl_c_under_a_terminal() -> None:
 
 
 def test_demo_in_process_with_the_feed(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--duration", "1", "--feed", "--rate", "60"]) == 0
+    assert main(["demo", "--duration", "2", "--feed", "--rate", "60"]) == 0
     out = capsys.readouterr().out
     assert "-- subscribed MAIN:all" in out
     assert re.search(r"^\S+ (MAIN|STATS_REALTIME) \w+ match \d+", out, re.M)
@@ -275,7 +275,7 @@ def test_demo_in_process_with_the_feed(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_demo_jsonl_puts_notes_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--duration", "0.5", "--jsonl", "--rate", "60"]) == 0
+    assert main(["demo", "--duration", "2", "--jsonl", "--rate", "60"]) == 0
     captured = capsys.readouterr()
     records = [json.loads(line) for line in captured.out.splitlines()]
     assert records[0]["type"] == "Connected"
@@ -355,7 +355,7 @@ def test_listen_prints_json_lines_and_never_the_key(
             "orders,scores",
             "--jsonl",
             "--duration",
-            "0.6",
+            "2",
             "--api-key",
             KEY,
         ]
@@ -375,7 +375,7 @@ def test_listen_verbose_logs_to_stderr_without_the_key(
     sim: Simulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MMWS_API_KEY", KEY)
-    assert main(["listen", "--url", sim.mm_url, "-v", "--duration", "0.3"]) == 0
+    assert main(["listen", "--url", sim.mm_url, "-v", "--duration", "2"]) == 0
     captured = capsys.readouterr()
     assert f"mmws: INFO mmws.client: connected to {sim.mm_url}" in captured.err
     assert KEY not in captured.out + captured.err

@@ -15,7 +15,7 @@ from clientutil import KEY, collect_until, of_type, types_of, wait_until
 import mmws
 from mmws.sim import Simulator
 
-FAST: dict[str, Any] = dict(ping_interval=0.1, pong_timeout=0.3, backoff_base=0.02,
+FAST: dict[str, Any] = dict(ping_interval=0.1, pong_timeout=1.0, backoff_base=0.02,
                             backoff_cap=0.1, connect_timeout=2.0)
 API_TOKEN = "b1b2c3d4e5f60718293a4b5c6d7e8f90"
 
@@ -236,7 +236,7 @@ def test_debug_logging_of_websocket_client_does_not_show_the_key(
 
 
 def test_a_second_concurrent_connect_is_refused(sim: Simulator) -> None:
-    client = mmws.MMClient(KEY, url=sim.mm_url, **FAST)
+    client = mmws.MMClient(KEY, url=sim.mm_url, **{**FAST, "connect_timeout": 30.0})
     sim.stall()  # the first connect() waits for its subscription confirmation
     first = threading.Thread(target=client.connect, daemon=True)
     opened = sim.stats.connections_opened

@@ -18,7 +18,7 @@ from clientutil import collect_until, of_type, wait_until
 import mmws
 from mmws.sim import Simulator
 
-FAST = dict(ping_interval=0.2, pong_timeout=0.3, connect_timeout=5.0, backoff_base=0.02,
+FAST = dict(ping_interval=0.2, pong_timeout=1.0, connect_timeout=5.0, backoff_base=0.02,
             backoff_cap=0.1)
 API_TOKEN = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 PRO_TOKEN = "prototoken0000000000000000000001"
@@ -43,9 +43,12 @@ def feed(sim: Simulator) -> Iterator[mmws.FeedClient]:
 
 
 def feed_conn(sim: Simulator) -> Any:
-    conns = [c for c in sim.active_connections if c.endpoint == "feed"]
-    assert len(conns) == 1, conns
-    return conns[0]
+    """The one open feed connection (an old one may take a moment to finish closing)."""
+    def feed_conns() -> list[Any]:
+        return [c for c in sim.active_connections if c.endpoint == "feed"]
+
+    assert sim.wait_for(lambda: len(feed_conns()) == 1, 5), sim.active_connections
+    return feed_conns()[0]
 
 
 def max_in_any_window(times: tuple[float, ...] | list[float], window: float = 1.0) -> int:
@@ -146,14 +149,17 @@ def test_error_codes_subscription_limit() -> None:
 def test_error_codes_invalid_channel_and_scope_are_caught_before_sending(
     feed: mmws.FeedClient, sim: Simulator
 ) -> None:
-    before = sim.stats.commands_received
+    def not_pings() -> int:  # keepalive pings may go out meanwhile
+        return sum(1 for m in sim.received_messages() if '"ping"' not in str(m.data))
+
+    before = not_pings()
     with pytest.raises(mmws.ConfigError, match="'SCORES'"):
         feed.subscribe("SCORES", "all")
     with pytest.raises(mmws.ConfigError, match="'match:'"):
         feed.subscribe("MAIN", "match:")
     with pytest.raises(mmws.ConfigError, match="'team:1'"):
         feed.subscribe("MAIN", "team:1")
-    assert sim.stats.commands_received == before
+    assert not_pings() == before
 
 
 def test_connect_with_a_refused_subscription_raises(sim: Simulator) -> None:
@@ -246,7 +252,7 @@ def test_best_practice_no_pong_means_dead_reconnect_and_restore_every_subscripti
     collect_until(feed, lambda e: isinstance(e, mmws.FeedSubscribed) and e.topic.startswith("ODDS"))
     first = feed_conn(sim).id
     sim.delay_pongs(5.0)
-    events = collect_until(feed, of_type(mmws.Stale), timeout=2)  # ping_interval + pong_timeout
+    events = collect_until(feed, of_type(mmws.Stale), timeout=5)  # ping_interval + pong_timeout
     assert "pong" in str(events[-1].error)
     sim.delay_pongs(0)
     restored: set[str] = set()

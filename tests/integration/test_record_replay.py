@@ -161,7 +161,7 @@ def test_mmws_record_then_replay_prints_the_same_lines(
     path = tmp_path / "cli.jsonl"
     # not emergency: it jumps ahead of a backlog live, and replay keeps wire order
     channels = "orders,bets,accounts,scores"
-    code = main(["record", str(path), "--duration", "1", "--rate", "60", "--channels", channels])
+    code = main(["record", str(path), "--duration", "2", "--rate", "60", "--channels", channels])
     assert code == 0
     live = capsys.readouterr().out.splitlines()
     assert main(["replay", str(path)]) == 0
@@ -191,7 +191,7 @@ def test_mmws_record_then_replay_as_json_lines(
             "record",
             str(path),
             "--duration",
-            "1",
+            "2",
             "--rate",
             "60",
             "--jsonl",
@@ -220,7 +220,7 @@ def test_ctrl_c_stops_a_slow_replay_cleanly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "short.jsonl"
-    assert main(["record", str(path), "--duration", "0.5", "--rate", "60"]) == 0
+    assert main(["record", str(path), "--duration", "1.5", "--rate", "60"]) == 0
     capsys.readouterr()
     child = pexpect.spawn(
         sys.executable,

@@ -13,7 +13,7 @@ from clientutil import KEY, collect_until, of_type, wait_until
 import mmws
 from mmws.sim import Simulator
 
-FAST: dict[str, Any] = dict(ping_interval=0.1, pong_timeout=0.3, heartbeat_timeout=1.0,
+FAST: dict[str, Any] = dict(ping_interval=0.1, pong_timeout=1.0, heartbeat_timeout=1.0,
                             backoff_base=0.02, backoff_cap=0.05, connect_timeout=4.0)
 FEED: dict[str, Any] = dict(ping_interval=5.0, pong_timeout=3.0, connect_timeout=5.0,
                             backoff_base=0.05, backoff_cap=0.1)

@@ -180,3 +180,43 @@ def test_any_schedule_respects_the_limit(start: float, gaps: list[float], limit:
         arrivals.append(now)
     sent = schedule(SlidingWindow(limit=limit), arrivals)
     assert max_in_any_window(sent, 1.0) <= limit
+
+
+def test_a_slot_moved_to_its_real_send_time_holds_the_window_from_then() -> None:
+    """A command admitted at 0.0 but sent at 0.5 counts from 0.5: ten commands later, the
+    next waits until 0.5 + span, not 0.0 + span."""
+    window = SlidingWindow(limit=10, window=1.0, margin=0.1)
+    late = window.record(0.0)
+    for i in range(1, 10):
+        window.record(0.01 * i)
+    window.sent(late, 0.5)
+    assert window.delay(1.2) > 0  # 0.0's slot would have freed at 1.1
+    assert window.delay(1.6) == 0.0
+
+
+def test_sent_never_moves_a_slot_earlier() -> None:
+    window = SlidingWindow(limit=1, window=1.0, margin=0.0)
+    slot = window.record(5.0)
+    window.sent(slot, 4.0)
+    assert window.delay(5.5) == pytest.approx(0.5)
+
+
+@given(st.lists(st.tuples(st.floats(0, 0.5), st.floats(0, 0.3)), min_size=1, max_size=60))
+def test_with_send_delays_no_window_ever_holds_more_than_the_limit_of_send_times(
+    gaps_and_lags: list[tuple[float, float]],
+) -> None:
+    """Each command is admitted when delay() says so, then sent after a lag; the send times
+    never put more than ``limit`` commands in one ``span``."""
+    window = SlidingWindow(limit=3, window=1.0, margin=0.1)
+    now = 0.0
+    sends: list[float] = []
+    for gap, lag in gaps_and_lags:
+        now += gap
+        now += window.delay(now)
+        assert window.delay(now) == 0.0
+        slot = window.record(now)
+        window.sent(slot, now + lag)
+        sends.append(now + lag)
+    sends.sort()
+    for i in range(len(sends) - 3):
+        assert sends[i + 3] - sends[i] >= 1.1 - 1e-9
