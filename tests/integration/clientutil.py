@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -11,6 +12,13 @@ from typing import Any
 KEY = "6f1c1c4e-2f62-4a3e-9d7a-0b3f2a1e9c11"
 KEY_B = "0b5e7a52-8f0e-4d7c-a1c3-3b9f1d2e4c55"
 UNKNOWN_KEY = "11111111-2222-4333-8444-555555555555"
+
+
+def ctrl_c_works() -> None:
+    """``preexec_fn`` for a child that a test stops with Ctrl-C: a suite started in the
+    background (``pytest &``) ignores SIGINT, children inherit that, and Python keeps an
+    inherited ignore, so the child would never see the Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def collect_until(

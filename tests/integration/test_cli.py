@@ -20,6 +20,7 @@ from typing import Any
 
 import pexpect
 import pytest
+from clientutil import ctrl_c_works
 
 import mmws
 from mmws.cli import event_to_json, format_event, main
@@ -245,6 +246,7 @@ def test_demo_survives_ctrl_c_under_a_terminal() -> None:
         ["-m", "mmws.cli", "demo"],
         encoding="utf-8",
         timeout=15,
+        preexec_fn=ctrl_c_works,
         env={k: v for k, v in os.environ.items() if k != "NO_COLOR"},
     )
     try:
@@ -517,7 +519,8 @@ def test_sim_help_is_the_simulators(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_sim_runs_until_ctrl_c(env: dict[str, str]) -> None:
     child = pexpect.spawn(
-        sys.executable, [*CLI[1:], "sim", "--port", "0"], env=env, encoding="utf-8", timeout=15
+        sys.executable, [*CLI[1:], "sim", "--port", "0"], env=env, encoding="utf-8", timeout=15,
+        preexec_fn=ctrl_c_works,
     )
     try:
         child.expect(r"ws://127\.0\.0\.1:(\d+)/ws/subscribe")

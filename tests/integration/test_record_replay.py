@@ -19,6 +19,7 @@ from typing import Any
 
 import pexpect
 import pytest
+from clientutil import ctrl_c_works
 
 import mmws
 from mmws.cli import main
@@ -227,6 +228,7 @@ def test_ctrl_c_stops_a_slow_replay_cleanly(
         ["-m", "mmws.cli", "replay", str(path), "--speed", "0.01"],
         encoding="utf-8",
         timeout=15,
+        preexec_fn=ctrl_c_works,
         env={**os.environ, "NO_COLOR": "1"},
     )
     try:
