@@ -272,7 +272,11 @@ class ConnectionInfo:
 
 @attrs.frozen
 class SimStats:
-    """Counters since the simulator started."""
+    """Counters since the simulator started.
+
+    A connection is opened (and active) from the moment its WebSocket upgrade is accepted,
+    before the 101 response goes out, and active until its server side has finished, which
+    can be a moment after a cut or close."""
 
     connections_opened: int
     connections_active: int
