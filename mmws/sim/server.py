@@ -312,11 +312,19 @@ class _SimConnection(ServerConnection):
     def __init__(
         self, sock: socket.socket, protocol: ServerProtocol, *args: Any, **kwargs: Any
     ) -> None:
-        # websockets 17+ passes the Server positionally after the protocol; 14 to 16 do not.
+        # websockets 17+ passes the Server positionally after the protocol; 13 to 16 do not.
         self.hold: Callable[[], bool] | None = None
         self._held: list[bytes] = []
         super().__init__(sock, protocol, *args, **kwargs)
         self.recv_events_thread.name = threading.current_thread().name.replace("-conn-", "-recv-")
+
+    def close_socket(self) -> None:
+        try:
+            super().close_socket()
+        except AssertionError:
+            # websockets 13 asserts that the protocol is CLOSED here, which is not true after
+            # a refused handshake; finish what close_socket() does after that check.
+            self.recv_messages.close()
 
     def send_data(self) -> None:
         hold = self.hold
