@@ -41,6 +41,7 @@ from mmws._frozen import FrozenMap, freeze, thaw
 from mmws.errors import RemoteProtocolError
 
 __all__ = [
+    "UNDECODABLE",
     "ModelCodec",
     "camel",
     "converter",
@@ -48,6 +49,7 @@ __all__ = [
     "model_codec",
     "parse_timestamp",
     "preview",
+    "undecodable",
 ]
 
 T = TypeVar("T")
@@ -67,10 +69,23 @@ def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def _show(value: Any) -> str:
+    """A short, safe rendering of a wire value for an error message: never the whole of a
+    huge string or integer, never a deep ``repr`` of nested containers."""
+    tp = type(value)
+    if tp in (dict, list, tuple, FrozenMap):
+        return f"({len(value)} items)"
+    if tp is str:
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    if tp is int and value.bit_length() > 128:
+        return f"({value.bit_length()} bits)"
+    return repr(value)[:40]
+
+
 def _int(value: Any, _: Any = None) -> int | None:
     if value is None or (type(value) is int):
         return value  # type: ignore[no-any-return,unused-ignore]
-    raise TypeError(f"expected an integer, got {_kind(value)} {value!r:.40}")
+    raise TypeError(f"expected an integer, got {_kind(value)} {_show(value)}")
 
 
 def _float(value: Any, _: Any = None) -> float | None:
@@ -81,20 +96,20 @@ def _float(value: Any, _: Any = None) -> float | None:
         try:
             return float(value)
         except OverflowError:
-            raise ValueError(f"number too large for a float: {value!r:.40}") from None
-    raise TypeError(f"expected a number, got {_kind(value)} {value!r:.40}")
+            raise ValueError(f"number too large for a float: {_show(value)}") from None
+    raise TypeError(f"expected a number, got {_kind(value)} {_show(value)}")
 
 
 def _bool(value: Any, _: Any = None) -> bool | None:
     if value is None or type(value) is bool:
         return value  # type: ignore[no-any-return,unused-ignore]
-    raise TypeError(f"expected true or false, got {_kind(value)} {value!r:.40}")
+    raise TypeError(f"expected true or false, got {_kind(value)} {_show(value)}")
 
 
 def _str(value: Any, _: Any = None) -> str | None:
     if value is None or type(value) is str:
         return value  # type: ignore[no-any-return,unused-ignore]
-    raise TypeError(f"expected a string, got {_kind(value)} {value!r:.40}")
+    raise TypeError(f"expected a string, got {_kind(value)} {_show(value)}")
 
 
 def parse_timestamp(value: Any, _: Any = None) -> datetime | None:
@@ -102,12 +117,12 @@ def parse_timestamp(value: Any, _: Any = None) -> datetime | None:
     if value is None:
         return None
     if type(value) is not str:
-        raise TypeError(f"expected an ISO-8601 timestamp, got {_kind(value)} {value!r:.40}")
+        raise TypeError(f"expected an ISO-8601 timestamp, got {_kind(value)} {_show(value)}")
     text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"not an ISO-8601 timestamp: {value!r:.40}") from None
+        raise ValueError(f"not an ISO-8601 timestamp: {_show(value)}") from None
     tz = parsed.tzinfo
     if tz is timezone.utc:
         return parsed
@@ -116,14 +131,14 @@ def parse_timestamp(value: Any, _: Any = None) -> datetime | None:
     try:
         return parsed.astimezone(timezone.utc)
     except OverflowError:
-        raise ValueError(f"timestamp out of range in UTC: {value!r:.40}") from None
+        raise ValueError(f"timestamp out of range in UTC: {_show(value)}") from None
 
 
 def _mapping(value: Any, _: Any = None) -> Mapping[str, Any] | None:
     if value is None:
         return None
     if type(value) is not dict:
-        raise TypeError(f"expected an object, got {_kind(value)} {value!r:.40}")
+        raise TypeError(f"expected an object, got {_kind(value)} {_show(value)}")
     return freeze(value)  # type: ignore[no-any-return]
 
 
@@ -138,7 +153,7 @@ def _tolerant_enum(enum_cls: type[Enum]) -> Hook:
         if value is None:
             return None
         if type(value) is not str:
-            raise TypeError(f"expected a string, got {_kind(value)} {value!r:.40}")
+            raise TypeError(f"expected a string, got {_kind(value)} {_show(value)}")
         return lookup.get(value, value)
 
     return hook
@@ -339,3 +354,25 @@ def load_object(text: str | bytes) -> dict[str, Any]:
             f"frame is a JSON {type(msg).__name__}, not an object", preview(text)
         )
     return msg
+
+
+UNDECODABLE: Final = (
+    RecursionError,
+    OverflowError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+)
+"""What a frame the cores did not foresee can raise while being decoded. A protocol core
+turns each into :class:`RemoteProtocolError` (see :func:`undecodable`): no frame, however
+hostile, may escape a core as anything else and kill the thread that reads."""
+
+
+def undecodable(exc: BaseException, text: str | bytes) -> RemoteProtocolError:
+    """The ``RemoteProtocolError`` for a frame whose decoding raised ``exc``."""
+    detail = str(exc)[:200] if not isinstance(exc, RecursionError) else "nested too deeply"
+    return RemoteProtocolError(
+        f"frame could not be decoded ({type(exc).__name__}: {detail})", preview(text)
+    )

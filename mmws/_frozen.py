@@ -9,9 +9,16 @@ plain dicts and lists for encoding.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
-__all__ = ["EMPTY", "FrozenMap", "freeze", "thaw"]
+from mmws.errors import RemoteProtocolError
+
+__all__ = ["EMPTY", "MAX_DEPTH", "FrozenMap", "freeze", "thaw"]
+
+MAX_DEPTH: Final = 100
+"""How deep JSON objects and arrays may nest in a frame. No real payload comes near it; a
+deeper one is refused (``RemoteProtocolError``) instead of costing a Python stack frame per
+level, so a hostile frame can never reach the interpreter's recursion limit."""
 
 
 class FrozenMap(dict[str, Any]):
@@ -56,18 +63,29 @@ class FrozenMap(dict[str, Any]):
 EMPTY = FrozenMap()
 
 
-def freeze(value: Any) -> Any:
+def freeze(value: Any, _depth: int = 0) -> Any:
     """JSON value -> the same value with every dict a :class:`FrozenMap` and every list a
-    tuple. Scalars pass through."""
+    tuple. Scalars pass through. Raises ``RemoteProtocolError`` when containers nest deeper
+    than :data:`MAX_DEPTH`."""
     kind = type(value)
     if kind is dict:
+        if _depth >= MAX_DEPTH:
+            raise _too_deep()
+        depth = _depth + 1
         # scalars are copied without a call: most JSON objects are flat
         return FrozenMap(
-            {k: freeze(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
+            {k: freeze(v, depth) if type(v) in _CONTAINERS else v for k, v in value.items()}
         )
     if kind is list:
-        return tuple(freeze(v) if type(v) in _CONTAINERS else v for v in value)
+        if _depth >= MAX_DEPTH:
+            raise _too_deep()
+        depth = _depth + 1
+        return tuple(freeze(v, depth) if type(v) in _CONTAINERS else v for v in value)
     return value
+
+
+def _too_deep() -> RemoteProtocolError:
+    return RemoteProtocolError(f"JSON nested deeper than {MAX_DEPTH} levels")
 
 
 _CONTAINERS = frozenset({dict, list})

@@ -29,7 +29,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from mmws._codec import load_object, parse_timestamp, preview
+from mmws._codec import UNDECODABLE, load_object, parse_timestamp, preview, undecodable
 from mmws._frozen import EMPTY, FrozenMap, freeze
 from mmws._keepalive import Keepalive
 from mmws.errors import ConfigError, LocalProtocolError, RemoteProtocolError, SubscriptionError
@@ -82,6 +82,7 @@ _EVENT_CLASSES: Final[dict[str, type[FeedEvent]]] = {
     "batch_update": BatchUpdate,
 }
 _CONTROL: Final = frozenset({"subscribed", "unsubscribed", "error", "pong"})
+_MAX_TS_MS: Final = 253402300800000  # 10000-01-01T00:00:00Z in ms: later is no timestamp
 
 
 def validate_channel(channel: str) -> str:
@@ -242,8 +243,16 @@ class FeedProtocol:
         return out
 
     def receive_text(self, text: str | bytes, now: float) -> None:
-        """Decode one frame; raises only ``RemoteProtocolError``."""
+        """Decode one frame; raises only ``RemoteProtocolError``, whatever the frame holds."""
         self.keepalive.last_received = now
+        try:
+            self._receive(text, now)
+        except UNDECODABLE as exc:
+            raise undecodable(exc, text) from None
+
+    # -- private ----------------------------------------------------------------------------
+
+    def _receive(self, text: str | bytes, now: float) -> None:
         msg = load_object(text)
         kind = msg.get("type")
         if not isinstance(kind, str):
@@ -252,8 +261,6 @@ class FeedProtocol:
             self._control(kind, msg, now)
         else:
             self._events.append(self._data_event(kind, msg, now))
-
-    # -- private ----------------------------------------------------------------------------
 
     def _check_open(self) -> None:
         if self.closed:
@@ -301,7 +308,9 @@ class FeedProtocol:
     def _control(self, kind: str, msg: dict[str, Any], now: float) -> None:
         if kind == "pong":
             ts = msg.get("ts")
-            server_ts = ts if isinstance(ts, int) and not isinstance(ts, bool) else None
+            # Milliseconds since the epoch; anything else (a string, 10**400, a negative
+            # time) is not a server time: the pong still counts, without a clock reading.
+            server_ts = ts if type(ts) is int and 0 <= ts < _MAX_TS_MS else None
             self._events.append(FeedPong(server_ts, self.keepalive.pong_received(now)))
             return
         topic = self._reply_topic(msg)
@@ -358,4 +367,3 @@ class FeedProtocol:
             frozen,
             now,
         )
-

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from typing import Any, Final
 
-from mmws._codec import ModelCodec, load_object, model_codec, preview
+from mmws._codec import UNDECODABLE, ModelCodec, load_object, model_codec, preview, undecodable
 from mmws._frozen import EMPTY, freeze
 from mmws._keepalive import Keepalive
 from mmws._secret import Secret
@@ -227,9 +227,17 @@ class MMProtocol:
         return out
 
     def receive_text(self, text: str | bytes, now: float) -> None:
-        """Decode one frame. Raises only :class:`RemoteProtocolError`; the next frame decodes
-        normally after it."""
+        """Decode one frame. Raises only :class:`RemoteProtocolError`, whatever the frame
+        holds; the next frame decodes normally after it."""
         self.keepalive.last_received = now
+        try:
+            self._receive(text, now)
+        except UNDECODABLE as exc:
+            raise undecodable(exc, text) from None
+
+    # -- private ----------------------------------------------------------------------------
+
+    def _receive(self, text: str | bytes, now: float) -> None:
         msg = load_object(text)
         kind = msg.get("type")
         if kind == "broadcast":
@@ -246,8 +254,6 @@ class MMProtocol:
             raise RemoteProtocolError("frame has no 'type' field", preview(text))
         else:
             self._events.append(UnknownMessage(freeze(msg)))
-
-    # -- private ----------------------------------------------------------------------------
 
     def _transition(self, what: str) -> None:
         new = _TRANSITIONS.get((self.state, what))
@@ -303,6 +309,3 @@ class MMProtocol:
         if self.state is MMState.SUBSCRIBING:
             self.state = MMState.FAILED
         self._events.append(ServerError(text, code, error))
-
-
-
