@@ -4,10 +4,13 @@ WebSockets. Typed, frozen events arrive in one ordered, bounded queue; no asynci
 Start with :class:`MMClient` (market making) or :class:`FeedClient` (the match feed).
 """
 
+import logging as _logging
+
 from mmws._client import Health
 from mmws._version import __version__
 from mmws.errors import (
     AuthenticationError,
+    CertificateError,
     ClientClosed,
     ConfigError,
     ConnectError,
@@ -92,6 +95,7 @@ __all__ = [
     "BetEvent",
     "BetStatus",
     "Broadcast",
+    "CertificateError",
     "ClientClosed",
     "Closed",
     "ConfigError",
@@ -154,3 +158,7 @@ __all__ = [
     "parse_pair",
     "replay",
 ]
+
+# A library's logger stays silent unless the application configures logging: without this,
+# Python's last-resort handler would print an unclosed client's reconnect warnings to stderr.
+_logging.getLogger("mmws").addHandler(_logging.NullHandler())

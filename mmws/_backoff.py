@@ -10,6 +10,7 @@ from enum import Enum
 
 from mmws.errors import (
     AuthenticationError,
+    CertificateError,
     ConfigError,
     ConnectError,
     ConnectionLimitError,
@@ -23,7 +24,7 @@ __all__ = ["Backoff", "Decision", "classify"]
 class Decision(str, Enum):
     RETRY = "retry"  # network trouble, 1001/1006/1011, 429/503 at the handshake
     LIMIT = "limit"  # too many connections for the key: wait long
-    FATAL = "fatal"  # a rejected key, a bad URL: retrying cannot help
+    FATAL = "fatal"  # a rejected key, a bad URL, an untrusted certificate: retrying cannot help
 
 
 # HTTP statuses at the upgrade that a retry can fix; any other 4xx is fatal.
@@ -32,7 +33,7 @@ _RETRY_STATUSES = frozenset({408, 425, 429})
 
 def classify(error: BaseException) -> Decision:
     """How the reconnect loop treats ``error``."""
-    if isinstance(error, AuthenticationError | ConfigError | LocalProtocolError):
+    if isinstance(error, AuthenticationError | CertificateError | ConfigError | LocalProtocolError):
         return Decision.FATAL
     if isinstance(error, ConnectionLimitError):
         return Decision.LIMIT

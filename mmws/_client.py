@@ -8,8 +8,12 @@ Threads (all daemon, all named, all belonging to one client and joined by ``clos
   reconnecting, as a loop: it is the only thread that opens connections after ``connect()``,
   so two live connections can never exist. It never runs user code.
 - ``mmws-keepalive``: sleeps until the next keepalive deadline (an idle client uses no CPU),
-  sends pings, and declares the connection dead when a pong or the server's heartbeat is
-  overdue: it then queues ``Stale`` and aborts the socket, which wakes the reader.
+  queues pings for the writer, and declares the connection dead when a pong or the
+  server's heartbeat is overdue: it then queues ``Stale`` and aborts the socket, which wakes
+  the reader and the writer. It never sends itself, so a server that stops reading (a full
+  TCP window) cannot block the thread that must notice it.
+- ``mmws-writer``: sends what the keepalive queued, each send bounded by ``io_timeout``; a
+  send that fails or times out aborts the connection.
 - ``mmws-dispatch`` (only with ``on_event=``): takes events from the queue and calls the
   callback, so a slow callback never starves the reader or the keepalive.
 
@@ -23,6 +27,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,11 +39,18 @@ import attrs
 from mmws._backoff import Backoff, Decision, classify
 from mmws._delivery import EventQueue, Lane
 from mmws._keepalive import Keepalive
-from mmws._secret import redact
-from mmws._transport import ConnectTimeout, Transport, TransportOptions
+from mmws._secret import Secret, SecretSet, SecretURL
+from mmws._transport import (
+    MAX_RETRY_AFTER,
+    ConnectTimeout,
+    Deadline,
+    Transport,
+    TransportOptions,
+)
 from mmws.errors import (
     ClientClosed,
     ConfigError,
+    ConnectError,
     ConnectionClosed,
     LocalProtocolError,
     MmwsError,
@@ -70,7 +82,7 @@ class ProtocolCore(Protocol):
     def start(self, now: float) -> None: ...
     def receive_text(self, text: str | bytes, now: float) -> None: ...
     def events_received(self) -> list[Any]: ...
-    def data_to_send(self) -> list[str]: ...
+    def data_to_send(self) -> Sequence[str | Secret]: ...
     def ping(self, now: float) -> None: ...
     def connection_lost(self) -> None: ...
 
@@ -95,13 +107,15 @@ class Health:
 class _Session:
     """One open connection and its protocol core."""
 
-    __slots__ = ("dead", "opened_at", "protocol", "transport")
+    __slots__ = ("dead", "opened_at", "outbox", "protocol", "transport")
 
     def __init__(self, transport: Transport, protocol: ProtocolCore, opened_at: float) -> None:
         self.transport = transport
         self.protocol = protocol
         self.opened_at = opened_at
         self.dead: MmwsError | None = None
+        # texts for the writer thread: (text, is_ping)
+        self.outbox: deque[tuple[str | Secret, bool]] = deque()
 
 
 def _positive(name: str, value: Any) -> float:
@@ -147,19 +161,20 @@ class StreamClient:
         proxy_type: str = "http",
         io_timeout: float = 10.0,
         record: str | Path | Recorder | None = None,
-        secrets: Sequence[str] = (),
+        secrets: SecretSet | Sequence[str] = (),
     ) -> None:
+        secret_set = secrets if isinstance(secrets, SecretSet) else SecretSet(*secrets)
         if url is not None and (
             not isinstance(url, str) or not url.startswith(("ws://", "wss://"))
         ):
-            shown = redact(url, *secrets) if isinstance(url, str) else type(url).__name__
+            shown = secret_set.redact(url) if isinstance(url, str) else type(url).__name__
             raise ConfigError(f"url must start with ws:// or wss://, got {shown!r}")
         if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
             raise ConfigError(f"maxsize must be a positive integer, got {maxsize!r}")
         if on_event is not None and not callable(on_event):
             raise ConfigError(f"on_event must be callable, got {type(on_event).__name__}")
         self._url = url or ""
-        self._secrets = tuple(s for s in secrets if s)
+        self._secrets = secret_set
         self._keepalive_args = (
             None if ping_interval is None else _positive("ping_interval", ping_interval),
             _positive("pong_timeout", pong_timeout),
@@ -184,6 +199,8 @@ class StreamClient:
             proxy_auth=proxy_auth,
             proxy_type=proxy_type,
         )
+        if proxy_auth:
+            self._secrets = self._secrets.with_values(*(str(p) for p in proxy_auth if p))
         if not verify_tls:
             log.warning(
                 "%s created with verify_tls=False: TLS certificates will NOT be checked",
@@ -194,6 +211,7 @@ class StreamClient:
         self._queue = EventQueue(maxsize, self._lanes, self._coalesce_key)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._writer_wake = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._session: _Session | None = None
         self._abort_opening: Callable[[], None] | None = None  # a connection being opened
@@ -214,7 +232,7 @@ class StreamClient:
             else Recorder(record, self._protocol_name)
         )
         if self._recorder is not None:
-            self._recorder.add_secrets(*self._secrets)
+            self._recorder.add_secrets(*self._secrets.reveal())
 
     # -- public API -------------------------------------------------------------------------
 
@@ -249,6 +267,7 @@ class StreamClient:
         self._queue.put_many(events)
         self._start_thread("reader", self._run_reader)
         self._start_thread("keepalive", self._run_keepalive)
+        self._start_thread("writer", self._run_writer)
         if self._on_event is not None:
             self._start_thread("dispatch", self._run_dispatch)
         return self
@@ -286,7 +305,7 @@ class StreamClient:
         with self._lock:
             return Health(
                 state=self._state,
-                url=redact(self._url, *self._secrets),
+                url=self._secrets.redact(self._url),
                 connected_since=_wall(self._connected_since),
                 last_message_at=_wall(self._last_message),
                 reconnects=self._reconnects,
@@ -311,6 +330,7 @@ class StreamClient:
             goodbye = self._goodbye(session) if first and session and not session.dead else []
             abort_opening = self._abort_opening
             self._wake.notify_all()
+            self._writer_wake.notify_all()
         self._stop.set()
         if abort_opening is not None:
             abort_opening()  # a reconnect attempt in progress ends now, not at its timeout
@@ -350,7 +370,7 @@ class StreamClient:
 
     def __repr__(self) -> str:
         return (
-            f"<{type(self).__name__} url={redact(self._url, *self._secrets)!r} "
+            f"<{type(self).__name__} url={self._secrets.redact(self._url)!r} "
             f"state={self._state}>"
         )
 
@@ -414,25 +434,28 @@ class StreamClient:
             abort()
 
     def _open_session(self, attempt: int) -> tuple[_Session, list[Any]]:
-        deadline = time.monotonic() + self._connect_timeout
+        """One connection attempt, bounded as a whole by ``connect_timeout``."""
+        deadline = Deadline(self._connect_timeout)
         try:
-            transport = Transport.open(
-                self._open_url(),
-                self._transport_options,
-                self._secrets,
-                self._connect_timeout,
-                on_start=self._watch_opening,
-            )
-            self._watch_opening(transport.abort)
-            return self._start_session(transport, attempt, deadline)
+            self._watch_opening(deadline.abort)
+            url = SecretURL(self._open_url())
+            transport = Transport.open(url, self._transport_options, self._secrets, deadline)
+            try:
+                return self._start_session(transport, attempt, deadline.at)
+            except (ConnectionClosed, ConnectError, ConnectTimeout) as exc:
+                if not deadline.expired or isinstance(exc, ConnectTimeout):
+                    raise
+                error = deadline.timeout_error(transport.url)
+            raise error  # outside the except block: one error, not a chain of two
         finally:
+            deadline.finish()
             self._watch_opening(None)
 
     def _start_session(
         self, transport: Transport, attempt: int, deadline: float
     ) -> tuple[_Session, list[Any]]:
         if self._recorder is not None:
-            self._recorder.add_secrets(*self._secrets)
+            self._recorder.add_secrets(*self._secrets.reveal())
             self._recorder.connected(transport.url)
         protocol = self._new_protocol()
         now = time.monotonic()
@@ -483,6 +506,10 @@ class StreamClient:
             session.transport.send(text)
 
     def _decode(self, session: _Session, data: bytes | str, now: float) -> list[Any]:
+        if self._secrets:
+            # A server that echoes the key (or token) in an error text must not put it into
+            # an event, an exception, health().last_error, a log line or a recording.
+            data = self._secrets.scrub(data)
         if self._recorder is not None:
             self._recorder.frame(data)
         with self._lock:
@@ -513,7 +540,7 @@ class StreamClient:
                 self._finish(
                     MmwsError(
                         f"internal error in mmws-{name}: {type(exc).__name__}: "
-                        f"{redact(str(exc), *self._secrets)}"
+                        f"{self._secrets.redact(str(exc))}"
                     )
                 )
                 if self._session is not None:
@@ -534,6 +561,7 @@ class StreamClient:
             if error is not None:
                 self._last_error = str(error)
             self._wake.notify_all()
+            self._writer_wake.notify_all()
         self._stop.set()
         if self._recorder is not None and self._owns_recorder:
             self._recorder.close()
@@ -567,7 +595,7 @@ class StreamClient:
             if not will_reconnect:
                 self._finish(error if decision is Decision.FATAL else None)
                 return
-            session = self._reconnect_loop(decision)
+            session = self._reconnect_loop(decision, error)
 
     def _read_loop(self, session: _Session) -> MmwsError:
         """Read until the connection ends; return why it ended."""
@@ -613,9 +641,12 @@ class StreamClient:
         if rtt is not None:
             self._last_rtt = rtt
 
-    def _reconnect_loop(self, decision: Decision) -> _Session | None:
+    def _reconnect_loop(self, decision: Decision, error: MmwsError) -> _Session | None:
         while not self._stop.is_set():
             delay = self._backoff.next_delay(decision)
+            wait = getattr(error, "retry_after", None)
+            if wait is not None:  # the server's Retry-After (429/503), capped at 10 minutes
+                delay = max(delay, min(float(wait), MAX_RETRY_AFTER))
             attempt = self._backoff.attempt
             self._queue.put_control(Reconnecting(attempt, delay))
             if self._stop.wait(delay):
@@ -626,6 +657,7 @@ class StreamClient:
                 if self._stop.is_set():
                     return None  # close() aborted this attempt; close() reports the end
                 decision = classify(exc)
+                error = exc
                 with self._lock:
                     self._last_error = str(exc)
                 log.warning("reconnect attempt %d failed: %s", attempt, exc)
@@ -649,7 +681,7 @@ class StreamClient:
     def _run_keepalive(self) -> None:
         while True:
             stale: Stale | None = None
-            texts: list[str] = []
+            texts: Sequence[str | Secret] = []
             with self._lock:
                 if self._stop.is_set():
                     return
@@ -671,8 +703,13 @@ class StreamClient:
                     elif keepalive.ping_due(now):
                         delay = self._ping_delay(now)
                         if delay <= 0:
+                            # The pong clock starts now, when the ping is queued: a send
+                            # that cannot go out (a server that stopped reading) counts
+                            # against the pong deadline instead of blocking this thread.
                             session.protocol.ping(now)
                             texts = session.protocol.data_to_send()
+                            session.outbox.extend((text, True) for text in texts)
+                            self._writer_wake.notify()
                     deadline = keepalive.next_deadline()  # inf: no ping, no limits
                     wait = None if math.isinf(deadline) else max(0.0, deadline - now)
                     if keepalive.ping_due(now) and not texts:
@@ -691,15 +728,33 @@ class StreamClient:
                 log.warning("%s; replacing the connection", stale.error)
                 self._queue.put_control(stale)
                 session.transport.abort()
-            elif session is not None:
-                try:
-                    for text in texts:
-                        session.transport.send(text)
-                except MmwsError:
-                    session.transport.abort()
-                if texts:
-                    with self._lock:
-                        self._ping_sent(time.monotonic())
+
+    # -- private: the writer thread ---------------------------------------------------------
+
+    def _run_writer(self) -> None:
+        while True:
+            with self._lock:
+                while True:
+                    if self._stop.is_set():
+                        return
+                    session = self._session
+                    if session is not None and session.outbox:
+                        text, is_ping = session.outbox.popleft()
+                        break
+                    self._writer_wake.wait()
+            try:
+                session.transport.send(text)
+            except MmwsError as exc:
+                # Sends have their own deadline (io_timeout): a connection that cannot take
+                # a frame is broken. The reader reports the end and reconnects.
+                log.debug("send failed (%s); aborting the connection", exc)
+                with self._lock:
+                    session.outbox.clear()
+                session.transport.abort()
+                continue
+            if is_ping:
+                with self._lock:
+                    self._ping_sent(time.monotonic())
 
     # -- private: the dispatch thread -------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["Secret", "redact", "redact_url"]
+__all__ = ["Secret", "SecretSet", "SecretText", "SecretURL", "redact", "redact_url"]
 
 # (?!\*\*\*): a value already redacted is left alone, so redacting twice changes nothing
 _TOKEN_IN_URL: Final = re.compile(
@@ -45,6 +45,89 @@ class Secret:
 
     def __reduce__(self) -> str:
         raise TypeError("a Secret cannot be pickled")
+
+
+class SecretText(Secret):
+    """A text to send that holds a secret (the subscribe frame with the API key): shown as
+    ``SecretText(...)`` so that neither a log line nor a traceback's locals show it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SecretText(...)"
+
+    __str__ = __repr__
+
+
+class SecretURL(Secret):
+    """A URL that may carry a token in its query: shown redacted."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"SecretURL({redact_url(self._value)!r})"
+
+    __str__ = __repr__
+
+
+def reveal(value: str | Secret) -> str:
+    """The plain text of ``value``, for the one call that must put it on the wire."""
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+class SecretSet:
+    """The secret values of one client (API key, feed tokens): used to scrub text, never
+    shown. Immutable; :meth:`with_values` returns a new set, so readers need no lock."""
+
+    __slots__ = ("_bytes", "_values")
+
+    def __init__(self, *values: str | Secret) -> None:
+        plain: list[str] = []
+        for value in values:
+            text = reveal(value)
+            if isinstance(text, str) and text and text not in plain:
+                plain.append(text)
+        self._values = tuple(plain)
+        self._bytes = tuple(v.encode("utf-8", "surrogatepass") for v in plain)
+
+    def with_values(self, *values: str | Secret) -> SecretSet:
+        return SecretSet(*self._values, *values)
+
+    def reveal(self) -> tuple[str, ...]:
+        """The plain values, for code that must compare or hand them on (the recorder)."""
+        return self._values
+
+    def redact(self, text: str) -> str:
+        """``text`` with each secret replaced by ``***`` and URL tokens redacted."""
+        return redact(text, *self._values)
+
+    def scrub(self, data: bytes | str) -> bytes | str:
+        """A received frame with every secret replaced by ``***`` (a server that echoes
+        the key in an error text must not put it into an event or an exception)."""
+        if isinstance(data, bytes):
+            for secret in self._bytes:
+                if secret in data:
+                    data = data.replace(secret, b"***")
+            return data
+        for value in self._values:
+            if value in data:
+                data = data.replace(value, "***")
+        return data
+
+    def found_in(self, text: str) -> bool:
+        return any(value in text for value in self._values)
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"<SecretSet of {len(self._values)}>"
+
+    def __reduce__(self) -> str:
+        raise TypeError("a SecretSet cannot be pickled")
 
 
 def redact_url(url: str) -> str:

@@ -13,20 +13,28 @@ the queue at once. UTF-8 is not checked here: ``json.loads(bytes)`` checks it, i
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import socket
 import ssl
 import struct
+import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 import attrs
 import websocket
 from websocket import ABNF
+from websocket._url import get_proxy_info
 
-from mmws._secret import redact, redact_url
+from mmws._secret import Secret, SecretSet, redact_url, reveal
 from mmws.errors import (
+    CertificateError,
     ConfigError,
     ConnectError,
     ConnectionClosed,
@@ -34,7 +42,17 @@ from mmws.errors import (
     TransportTimeout,
 )
 
-__all__ = ["ConnectTimeout", "Transport", "TransportOptions"]
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "ConnectTimeout",
+    "Deadline",
+    "Transport",
+    "TransportOptions",
+    "retry_after",
+]
+
+MAX_RETRY_AFTER: Final = 600.0
+"""The longest ``Retry-After`` the client honours (10 minutes): a server cannot park it."""
 
 log = logging.getLogger("mmws.transport")
 
@@ -69,20 +87,23 @@ class TransportOptions:
     proxy_type: str = "http"
     headers: Sequence[str] = ()
 
-    def sslopt(self, redacted_url: str) -> dict[str, Any]:
+    def tls_context(self, redacted_url: str) -> ssl.SSLContext:
         if not self.verify_tls:
             log.warning(
                 "TLS certificate verification is DISABLED for %s (verify_tls=False): "
                 "anyone on the network path can read and change this stream",
                 redacted_url,
             )
-            return {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
         if self.ssl_context is not None:
-            return {"context": self.ssl_context}
+            return self.ssl_context
         try:
-            return {"context": ssl.create_default_context(cafile=self.ca_file)}
+            return ssl.create_default_context(cafile=self.ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot load the CA file {self.ca_file!r}: {exc}") from exc
+            raise ConfigError(f"cannot load the CA file {self.ca_file!r}: {exc}") from None
 
 
 class _ProtocolViolation(Exception):
@@ -218,84 +239,110 @@ class _FrameReader:
                 raise _ProtocolViolation(1002, f"the server sent unknown opcode {opcode}")
 
 
+class Deadline:
+    """One deadline for a whole connection attempt: TCP, proxy, TLS, the WebSocket upgrade
+    and the subscription's confirmation.
+
+    Every blocking step also gets the time left as its socket timeout, but a server that
+    dribbles one byte at a time would restart that timeout with every byte; so a timer
+    thread shuts the socket down when the deadline passes, which ends whatever step is
+    running. :meth:`abort` does the same at once (``close()`` during a reconnect)."""
+
+    def __init__(self, seconds: float, name: str = "mmws-connect-deadline") -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self.aborted = False
+        self._sock: Any = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def left(self) -> float:
+        """Seconds until the deadline (never below 1 ms: a socket timeout of 0 would mean
+        non-blocking)."""
+        return max(0.001, self.at - time.monotonic())
+
+    def watch(self, sock: Any) -> None:
+        """``sock`` is the socket of this attempt from now on (shut at once if too late)."""
+        with self._lock:
+            self._sock = sock
+            if self.expired or self.aborted:
+                _shutdown(sock)
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            _shutdown(self._sock)
+
+    def finish(self) -> None:
+        """The attempt is over (either way): stop the timer thread and join it."""
+        self._done.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        if self._done.wait(max(0.0, self.at - time.monotonic())):
+            return
+        with self._lock:
+            if not self._done.is_set():
+                self.expired = True
+                _shutdown(self._sock)
+
+    def timeout_error(self, redacted_url: str) -> ConnectTimeout:
+        return ConnectTimeout(
+            f"connecting to {redacted_url} took longer than connect_timeout="
+            f"{self.seconds:g} s (TCP, TLS, the WebSocket upgrade and the subscription "
+            "count together)"
+        )
+
+
 class Transport:
     """One open WebSocket connection. ``send`` is thread-safe; ``recv`` is for one reader."""
 
-    def __init__(self, ws: Any, redacted_url: str, secrets: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        ws: Any,
+        redacted_url: str,
+        secrets: SecretSet,
+        pong: Callable[[bytes], None] | None = None,
+    ) -> None:
         self._ws = ws
-        self._reader = _FrameReader(ws.sock, ws.pong)
+        self._reader = _FrameReader(ws.sock, pong if pong is not None else ws.pong)
         self.url = redacted_url
         self._secrets = secrets
 
     @classmethod
     def open(
         cls,
-        url: str,
+        url: str | Secret,
         options: TransportOptions,
-        secrets: Sequence[str] = (),
-        timeout: float = 0,
-        on_start: Callable[[Callable[[], None]], None] | None = None,
+        secrets: SecretSet,
+        deadline: Deadline,
     ) -> Transport:
-        """Open a connection (TCP, TLS, WebSocket upgrade). Raises ``ConnectError``.
+        """Open a connection (TCP, proxy, TLS, WebSocket upgrade) within ``deadline``.
 
-        ``on_start`` receives, before any network use, a function that aborts this attempt
-        from another thread (it shuts the socket down once TCP is connected)."""
-        secrets = (*secrets, *_query_secrets(url))
-        redacted = redact(url, *secrets)
-        kwargs: dict[str, Any] = {
-            "skip_utf8_validation": True,  # the codec decodes UTF-8 itself, in C
-            "enable_multithread": True,
-        }
-        if url.startswith("wss:"):
-            kwargs["sslopt"] = options.sslopt(redacted)
-        elif not url.startswith("ws:"):
-            raise ConfigError(f"URL must start with ws:// or wss://, got {redacted!r}")
-        ws = websocket.WebSocket(**kwargs)
-        ws.settimeout(timeout or options.connect_timeout)
-        if on_start is not None:
-            on_start(lambda: _shutdown(ws.sock))
-        connect_kwargs: dict[str, Any] = {"header": list(options.headers)}
-        if options.proxy_host:
-            connect_kwargs.update(
-                http_proxy_host=options.proxy_host,
-                http_proxy_port=options.proxy_port,
-                http_proxy_auth=options.proxy_auth,
-                proxy_type=options.proxy_type,
-                http_no_proxy=_no_proxy_hosts(),
-            )
-        # Errors are raised after the except blocks, so that a foreign error whose text shows
-        # a secret is neither the __cause__ nor the __context__ of ours.
-        error: MmwsError
-        try:
-            ws.connect(url, **connect_kwargs)  # type: ignore[no-untyped-call]
-        except websocket.WebSocketBadStatusException as exc:
-            status = exc.status_code
-            error = ConnectError(
-                f"the server refused the WebSocket upgrade at {redacted} with HTTP {status}",
-                status=status,
-            )
-            cause = _cause(exc, secrets)
-        except ssl.SSLCertVerificationError as exc:
-            error = ConnectError(
-                f"TLS certificate verification failed for {redacted}: "
-                f"{redact(str(exc.verify_message or exc), *secrets)}"
-            )
-            cause = _cause(exc, secrets)
-        except (websocket.WebSocketTimeoutException, TimeoutError) as exc:
-            error = ConnectTimeout(
-                f"connecting to {redacted} timed out: {redact(str(exc), *secrets)}"
-            )
-            cause = _cause(exc, secrets)
-        except (websocket.WebSocketException, OSError, ValueError) as exc:
-            error = ConnectError(
-                f"cannot connect to {redacted}: {type(exc).__name__}: {redact(str(exc), *secrets)}"
-            )
-            cause = _cause(exc, secrets)
-        else:
+        Raises ``ConnectError`` (``ConnectTimeout`` once the deadline passed,
+        ``CertificateError`` when the server's certificate is not trusted); never a
+        foreign exception. Redirects are not followed: a ``3xx`` is a ``ConnectError``
+        with its ``status``, so the key never goes anywhere the caller did not name."""
+        secrets = secrets.with_values(*_query_secrets(reveal(url)))
+        redacted = secrets.redact(reveal(url))
+        ws = websocket.WebSocket(
+            skip_utf8_validation=True,  # the codec decodes UTF-8 itself, in C
+            enable_multithread=True,
+        )
+        # The helper returns its error rather than raising it: its frame holds the plain
+        # URL and must not be part of any traceback a caller (or an error tracker) renders.
+        error = _connect(ws, url, options, secrets, deadline, redacted)
+        if error is None:
             ws.settimeout(options.io_timeout)
             return cls(ws, redacted, secrets)
         _quiet_close(ws)
-        raise error from cause
+        if deadline.expired and isinstance(error, ConnectError | OSError):
+            error = deadline.timeout_error(redacted)
+        raise error
 
     def __repr__(self) -> str:
         return f"<Transport {self.url}>"
@@ -316,7 +363,7 @@ class Transport:
         else:
             if opcode == ABNF.OPCODE_CLOSE:
                 code, reason = _parse_close(data)
-                raise ConnectionClosed(code, reason)
+                raise ConnectionClosed(code, self._secrets.redact(reason))
             return data
         raise error from cause  # outside the except block: see open()
 
@@ -327,16 +374,33 @@ class Transport:
         except _ProtocolViolation:
             return True  # let recv() raise it
 
-    def send(self, text: str) -> None:
+    def send(self, text: str | Secret) -> None:
+        """Send one text frame. A :class:`Secret` is revealed only in the helper that
+        hands it to websocket-client, whose frame is never in a raised traceback."""
+        error = self._send(text)
+        if error is not None:
+            raise error
+
+    def _send(self, text: str | Secret) -> MmwsError | None:
         try:
-            self._ws.send(text)
-        except websocket.WebSocketTimeoutException as exc:
-            raise TransportTimeout("sending timed out: the server is not reading") from exc
+            self._ws.send(reveal(text))
+        except websocket.WebSocketTimeoutException:
+            return TransportTimeout("sending timed out: the server is not reading")
         except (websocket.WebSocketException, OSError, ValueError, AttributeError) as exc:
-            error, cause = ConnectionClosed(1006, self._why(exc)), _cause(exc, self._secrets)
+            return ConnectionClosed(1006, self._why(exc))
+        return None
+
+    def pong(self, payload: bytes) -> None:
+        """Answer a ping (raises like :meth:`send`)."""
+        try:
+            self._ws.pong(payload)
+        except websocket.WebSocketTimeoutException:
+            error: MmwsError = TransportTimeout("sending timed out: the server is not reading")
+        except (websocket.WebSocketException, OSError, ValueError, AttributeError) as exc:
+            error = ConnectionClosed(1006, self._why(exc))
         else:
             return
-        raise error from cause  # outside the except block: see open()
+        raise error
 
     def settimeout(self, seconds: float | None) -> None:
         try:
@@ -345,7 +409,8 @@ class Transport:
             pass
 
     def abort(self) -> None:
-        """Shut the socket down at once: wakes a reader blocked in :meth:`recv`."""
+        """Shut the socket down at once: wakes a reader blocked in :meth:`recv` and a
+        writer blocked in :meth:`send`."""
         _shutdown(self._ws.sock)
 
     def close(self, code: int = 1000, reason: str = "", timeout: float = 1.0) -> None:
@@ -363,14 +428,228 @@ class Transport:
 
     def _why(self, exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
-        return redact(f"connection lost: {text}", *self._secrets)
+        return self._secrets.redact(f"connection lost: {text}")
 
 
-def _cause(exc: BaseException, secrets: Sequence[str]) -> BaseException | None:
+def _connect(
+    ws: Any,
+    url: str | Secret,
+    options: TransportOptions,
+    secrets: SecretSet,
+    deadline: Deadline,
+    redacted: str,
+) -> MmwsError | None:
+    """Dial and upgrade; return the error (never raise it: see :meth:`Transport.open`)."""
+    plain = reveal(url)
+    try:
+        host, port, secure = _address(plain)
+        sock = _dial(host, port, secure, options, deadline, redacted)
+        sock.settimeout(deadline.left())
+        ws.connect(
+            plain,
+            socket=sock,
+            header=list(options.headers),
+            redirect_limit=0,  # never: a redirect could carry the key somewhere else
+        )
+    except MmwsError as exc:
+        return exc
+    except websocket.WebSocketBadStatusException as exc:
+        refused: int = exc.status_code
+        headers = getattr(exc, "resp_headers", None) or {}
+        return ConnectError(
+            f"the server refused the WebSocket upgrade at {redacted} with HTTP {refused}",
+            status=refused,
+            retry_after=retry_after(headers.get("retry-after")),
+        )
+    except ssl.SSLCertVerificationError as exc:
+        reason = secrets.redact(str(exc.verify_message or exc.reason or exc))
+        return _chain(
+            CertificateError(f"TLS certificate verification failed for {redacted}: {reason}"),
+            exc,
+            secrets,
+        )
+    except (websocket.WebSocketTimeoutException, TimeoutError) as exc:
+        return _chain(
+            ConnectTimeout(f"connecting to {redacted} timed out: {secrets.redact(str(exc))}"),
+            exc,
+            secrets,
+        )
+    except Exception as exc:  # a hostile reply must never escape as a raw Python error
+        return _chain(
+            ConnectError(
+                f"cannot connect to {redacted}: {type(exc).__name__}: {secrets.redact(str(exc))}"
+            ),
+            exc,
+            secrets,
+        )
+    return _not_upgraded(ws, redacted, secrets)
+
+
+def _chain(error: MmwsError, exc: BaseException, secrets: SecretSet) -> MmwsError:
+    error.__cause__ = _cause(exc, secrets)
+    return error
+
+
+def _not_upgraded(ws: Any, redacted: str, secrets: SecretSet) -> MmwsError | None:
+    """The error for an upgrade answered with anything but 101 (a redirect), else None."""
+    status: Any = getattr(ws.handshake_response, "status", None)
+    if status != 101:
+        headers = getattr(ws.handshake_response, "headers", None) or {}
+        target = headers.get("location")
+        where = f" to {secrets.redact(str(target))[:200]}" if target else ""
+        return ConnectError(
+            f"the server answered the WebSocket upgrade at {redacted} with HTTP {status}, a "
+            f"redirect{where}; redirects are not followed (give the new URL yourself if "
+            "you trust it)",
+            status=status if isinstance(status, int) else None,
+        )
+    return None
+
+
+def _address(url: str) -> tuple[str, int, bool]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigError("the URL must be ws:// or wss:// with a host")
+    secure = parts.scheme == "wss"
+    try:
+        port = parts.port or (443 if secure else 80)
+    except ValueError:
+        raise ConfigError("the URL has an invalid port") from None
+    return parts.hostname, port, secure
+
+
+def _dial(
+    host: str, port: int, secure: bool, options: TransportOptions, deadline: Deadline, shown: str
+) -> socket.socket:
+    """A connected socket (through the proxy if one applies, TLS if ``secure``)."""
+    proxy_host, proxy_port, proxy_auth = get_proxy_info(
+        host,
+        secure,
+        proxy_host=options.proxy_host,
+        proxy_port=options.proxy_port or 0,
+        proxy_auth=options.proxy_auth,
+        no_proxy=_no_proxy_hosts(),
+    )
+    if proxy_host and options.proxy_type != "http":
+        sock = _socks(host, port, options, proxy_host, proxy_port, proxy_auth, deadline)
+    else:
+        sock = _tcp(proxy_host or host, (proxy_port or 80) if proxy_host else port, deadline)
+    try:
+        if proxy_host and options.proxy_type == "http":
+            _tunnel(sock, host, port, proxy_auth, deadline)
+        if not secure:
+            return sock
+        context = options.tls_context(shown)
+        tls = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+        sock = tls
+        deadline.watch(tls)
+        tls.settimeout(deadline.left())
+        tls.do_handshake()
+        return tls
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _tcp(host: str, port: int, deadline: Deadline) -> socket.socket:
+    error: OSError | None = None
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        deadline.watch(sock)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.settimeout(deadline.left())
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    raise error or OSError(f"no address for {host}")
+
+
+def _tunnel(
+    sock: socket.socket, host: str, port: int, auth: Any, deadline: Deadline
+) -> None:
+    """HTTP CONNECT through a proxy; the reply head is bounded in size."""
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    head = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+    if auth:
+        user, password = auth
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        head += f"Proxy-Authorization: Basic {token}\r\n"
+    sock.settimeout(deadline.left())
+    sock.sendall(head.encode() + b"\r\n")
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        if len(reply) > 16384:
+            raise ConnectError("the proxy's reply to CONNECT is too long")
+        sock.settimeout(deadline.left())
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectError("the proxy closed the connection during CONNECT")
+        reply += chunk
+    status_line = reply.split(b"\r\n", 1)[0].decode("latin-1")
+    parts = status_line.split(" ", 2)
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+    if status != 200:
+        raise ConnectError(
+            f"the proxy refused CONNECT {target}: {status_line[:100]!r}", status=status
+        )
+
+
+def _socks(
+    host: str,
+    port: int,
+    options: TransportOptions,
+    proxy_host: str,
+    proxy_port: int,
+    proxy_auth: Any,
+    deadline: Deadline,
+) -> socket.socket:  # pragma: no cover - needs python-socks, an optional package
+    try:
+        from python_socks.sync import Proxy  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise ConfigError(
+            f"proxy_type={options.proxy_type!r} needs the python-socks package"
+        ) from None
+    user, password = proxy_auth if proxy_auth else (None, None)
+    proxy = Proxy.from_url(f"{options.proxy_type}://{proxy_host}:{proxy_port}")
+    if user is not None:
+        proxy = Proxy.from_url(
+            f"{options.proxy_type}://{user}:{password}@{proxy_host}:{proxy_port}"
+        )
+    sock: socket.socket = proxy.connect(host, port, timeout=deadline.left())
+    deadline.watch(sock)
+    return sock
+
+
+def retry_after(value: Any, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delay-seconds or an HTTP date), capped
+    at :data:`MAX_RETRY_AFTER`; ``None`` when absent or unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        seconds = float(int(text[:12]))
+    else:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+def _cause(exc: BaseException, secrets: SecretSet) -> BaseException | None:
     """The foreign error to chain with ``from``; ``None`` when its text would show a secret
-    (a traceback prints the chained error's message too)."""
+    (a traceback prints the chained error's message too). Its own traceback is dropped:
+    the frames it passed through may hold plain secrets in their locals."""
     text = f"{exc} {exc.args!r}"
-    return None if any(secret in text for secret in secrets if secret) else exc
+    return None if secrets.found_in(text) else exc.with_traceback(None)
 
 
 def _no_proxy_hosts() -> list[str]:
@@ -385,8 +664,10 @@ def _no_proxy_hosts() -> list[str]:
 def _shutdown(sock: Any) -> None:
     if sock is not None:
         try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
+            # the plain socket's method, also for a TLS socket: wakes any thread blocked on
+            # it without touching the TLS object another thread may be using
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except (OSError, TypeError, ValueError):
             pass
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "CertificateError",
     "ClientClosed",
     "ConfigError",
     "ConnectError",
@@ -106,12 +107,23 @@ class TransportError(MmwsError):
 class ConnectError(TransportError):
     """Opening the connection failed: DNS, TCP, TLS or the WebSocket upgrade.
 
-    ``status`` is the HTTP status of a refused upgrade (for example 429 or 503), else ``None``.
+    ``status`` is the HTTP status of a refused upgrade (for example 429 or 503, or a 3xx
+    redirect, which is never followed), else ``None``. ``retry_after`` is the server's
+    ``Retry-After`` in seconds (capped at 10 minutes), else ``None``.
     """
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+
+
+class CertificateError(ConnectError):
+    """The server's TLS certificate failed verification (untrusted, expired, or issued for
+    another host). Fatal, at the first connect and at every reconnect: a certificate that
+    suddenly fails is what a man in the middle looks like, and retrying cannot fix it."""
 
 
 class TransportTimeout(TransportError, TimeoutError):

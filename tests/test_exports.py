@@ -16,6 +16,7 @@ EXPECTED = [
     "BetEvent",
     "BetStatus",
     "Broadcast",
+    "CertificateError",
     "ClientClosed",
     "Closed",
     "ConfigError",

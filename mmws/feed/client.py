@@ -239,7 +239,7 @@ class FeedClient(StreamClient):
             raise ConfigError("token_provider must return a ws:// or wss:// URL")
         provider_secrets = getattr(self._token_provider, "secrets", None)
         if callable(provider_secrets):
-            self._secrets = tuple({*self._secrets, *provider_secrets()})
+            self._secrets = self._secrets.with_values(*provider_secrets())
         self._url = url
         return url
 
