@@ -8,8 +8,13 @@ Per-event policy, chosen by the event's class (see :class:`Lane`):
 - ``COALESCE`` (scores): when the queue is full, a newer event replaces the queued one with
   the same key (the fixture) in its place; each replacement is counted and announced by one
   ``Overflow`` event that counts up until the consumer takes it.
-- ``PRIORITY`` (emergency): delivered ahead of everything queued, never dropped, not bounded.
-- ``CONTROL`` (lifecycle events): not bounded, in order with the data.
+- ``PRIORITY`` (emergency): delivered ahead of everything queued, never dropped; it may
+  pass ``maxsize`` by :data:`PRIORITY_HEADROOM` events, then its producer waits too.
+- ``CONTROL`` (the client's own lifecycle events): never waits, in order with the data.
+  Only events the client makes itself go here, a bounded number per connection; anything
+  decoded from a server frame is bounded by ``maxsize``. Once the queue is over its bound,
+  a ``Reconnecting`` replaces a ``Reconnecting`` at the tail instead of adding another, so
+  a long outage with nobody reading cannot grow it either.
 
 No event is delivered twice: every item leaves the queue exactly once, under the lock.
 Blocking waits wake at least every 100 ms so Ctrl-C and notebook interrupts get through.
@@ -27,11 +32,12 @@ from typing import Any, Final
 
 from mmws._frozen import FrozenMap
 from mmws.errors import ClientClosed, MmwsError
-from mmws.lifecycle import Overflow
+from mmws.lifecycle import Overflow, Reconnecting
 
-__all__ = ["EventQueue", "Lane"]
+__all__ = ["PRIORITY_HEADROOM", "EventQueue", "Lane"]
 
 _WAKE: Final = 0.1
+PRIORITY_HEADROOM: Final = 16
 
 
 class Lane(Enum):
@@ -158,6 +164,11 @@ class EventQueue:
                 if lane is Lane.CONTROL:
                     self._main.append(event)
                 elif lane is Lane.PRIORITY:
+                    if len(self._main) + len(self._priority) >= self.maxsize + PRIORITY_HEADROOM:
+                        if self._getters:
+                            self._not_empty.notify(self._getters)
+                        if not self._wait_room(self.maxsize + PRIORITY_HEADROOM):
+                            return False
                     self._priority.append(event)
                 elif lane is Lane.COALESCE and self._coalesce(event):
                     continue
@@ -165,7 +176,7 @@ class EventQueue:
                     if len(self._main) + len(self._priority) >= self.maxsize:
                         if self._getters:
                             self._not_empty.notify(self._getters)
-                        if not self._wait_room():
+                        if not self._wait_room(self.maxsize):
                             return False
                     if lane is Lane.COALESCE:
                         slot = _Slot(self._coalesce_key(event), event)
@@ -183,7 +194,16 @@ class EventQueue:
         with self._lock:
             if self._closed:
                 return
-            self._main.append(event)
+            main = self._main
+            if (
+                type(event) is Reconnecting
+                and main
+                and type(main[-1]) is Reconnecting
+                and len(main) + len(self._priority) > self.maxsize
+            ):
+                main[-1] = event  # bounded: only the latest attempt is worth reading
+            else:
+                main.append(event)
             self._not_empty.notify()
 
     def close(self, error: MmwsError | None = None) -> None:
@@ -209,10 +229,10 @@ class EventQueue:
 
     # -- private (the lock is held) ----------------------------------------------------------
 
-    def _wait_room(self) -> bool:
+    def _wait_room(self, limit: int) -> bool:
         self.producer_blocked = True
         try:
-            while len(self._main) + len(self._priority) >= self.maxsize:
+            while len(self._main) + len(self._priority) >= limit:
                 if self._aborted:
                     return False
                 self._not_full.wait(_WAKE)

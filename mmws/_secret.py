@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import weakref
 from typing import Final
 
-__all__ = ["Secret", "SecretSet", "SecretText", "SecretURL", "redact", "redact_url"]
+__all__ = [
+    "Secret",
+    "SecretSet",
+    "SecretText",
+    "SecretURL",
+    "redact",
+    "redact_url",
+    "register",
+]
 
 # (?!\*\*\*): a value already redacted is left alone, so redacting twice changes nothing
 _TOKEN_IN_URL: Final = re.compile(
@@ -47,16 +57,25 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-class SecretText(Secret):
-    """A text to send that holds a secret (the subscribe frame with the API key): shown as
-    ``SecretText(...)`` so that neither a log line nor a traceback's locals show it."""
+class SecretText(str):
+    """A text to send that holds a secret (the subscribe frame with the API key).
+
+    A ``str``, so the Sans-I/O cores still return plain texts, but ``repr()`` and ``str()``
+    show ``SecretText(...)``: neither a log line nor a traceback's captured locals show it.
+    :meth:`reveal` gives the plain ``str`` for the one call that sends it."""
 
     __slots__ = ()
+
+    def reveal(self) -> str:
+        return str.__str__(self)
 
     def __repr__(self) -> str:
         return "SecretText(...)"
 
     __str__ = __repr__
+
+    def __reduce__(self) -> str:
+        raise TypeError("a SecretText cannot be pickled")
 
 
 class SecretURL(Secret):
@@ -72,14 +91,16 @@ class SecretURL(Secret):
 
 def reveal(value: str | Secret) -> str:
     """The plain text of ``value``, for the one call that must put it on the wire."""
-    return value.reveal() if isinstance(value, Secret) else value
+    if isinstance(value, Secret | SecretText):
+        return value.reveal()
+    return value
 
 
 class SecretSet:
     """The secret values of one client (API key, feed tokens): used to scrub text, never
     shown. Immutable; :meth:`with_values` returns a new set, so readers need no lock."""
 
-    __slots__ = ("_bytes", "_values")
+    __slots__ = ("__weakref__", "_bytes", "_values")
 
     def __init__(self, *values: str | Secret) -> None:
         plain: list[str] = []
@@ -141,3 +162,38 @@ def redact(text: str, *secrets: str) -> str:
         if secret:
             text = text.replace(secret, "***")
     return redact_url(text)
+
+
+# -- websocket-client's own trace ----------------------------------------------------------
+
+_LIVE: weakref.WeakSet[SecretSet] = weakref.WeakSet()
+_KEY_FIELD: Final = re.compile(r"""(["']api_?key["']\s*:\s*["'])[^"']*""", re.I)
+
+
+def register(secrets: SecretSet) -> None:
+    """Scrub these secrets from websocket-client's trace for as long as they are in use."""
+    if secrets:
+        _LIVE.add(secrets)
+
+
+class _TraceFilter(logging.Filter):
+    """Redacts what ``websocket.enableTrace(True)`` prints: the subscribe frame's key, a
+    token in a URL, and any secret of a live client. The filter sits on websocket-client's
+    logger itself, so it applies whatever handler the user attached."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a record we cannot format is not ours to fix
+            return True
+        clean = redact_url(_KEY_FIELD.sub(r"\1***", text))
+        for secrets in list(_LIVE):
+            clean = secrets.redact(clean)
+        if clean != text:
+            record.msg, record.args = clean, ()
+        return True
+
+
+_TRACE_FILTER: Final = _TraceFilter("websocket")
+if not any(isinstance(f, _TraceFilter) for f in logging.getLogger("websocket").filters):
+    logging.getLogger("websocket").addFilter(_TRACE_FILTER)

@@ -32,7 +32,7 @@ import websocket
 from websocket import ABNF
 from websocket._url import get_proxy_info
 
-from mmws._secret import Secret, SecretSet, redact_url, reveal
+from mmws._secret import Secret, SecretSet, redact_url, register, reveal
 from mmws.errors import (
     CertificateError,
     ConfigError,
@@ -329,6 +329,7 @@ class Transport:
         with its ``status``, so the key never goes anywhere the caller did not name."""
         secrets = secrets.with_values(*_query_secrets(reveal(url)))
         redacted = secrets.redact(reveal(url))
+        register(secrets)
         ws = websocket.WebSocket(
             skip_utf8_validation=True,  # the codec decodes UTF-8 itself, in C
             enable_multithread=True,

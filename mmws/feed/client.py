@@ -20,7 +20,7 @@ from mmws.errors import (
     SubscriptionError,
     TransportTimeout,
 )
-from mmws.feed.events import FeedError, FeedPong, FeedSubscribed, FeedUnsubscribed
+from mmws.feed.events import FeedError, FeedPong
 from mmws.feed.protocol import (
     FeedProtocol,
     Request,
@@ -56,11 +56,7 @@ class FeedClient(StreamClient):
     """
 
     _lanes: Mapping[type, Lane] = MappingProxyType(
-        {
-            Connected: Lane.CONTROL,
-            FeedSubscribed: Lane.CONTROL,
-            FeedUnsubscribed: Lane.CONTROL,
-        }
+        {Connected: Lane.CONTROL}
     )
     _keepalive_events = (FeedPong,)
     _protocol_name = "feed"
@@ -223,25 +219,31 @@ class FeedClient(StreamClient):
     def _open_url(self) -> str:
         if self._token_provider is None:
             return self._url
-        failure: str | None = None
+        # The helper keeps the fresh URL (its token) out of every raising frame's locals.
+        error = self._ask_provider()
+        if error is not None:
+            raise error
+        return self._url
+
+    def _ask_provider(self) -> MmwsError | None:
+        """Ask the token provider for a URL and keep it in ``_url``; return (never raise)
+        what went wrong."""
+        assert self._token_provider is not None
         try:
             url = self._token_provider()
-        except MmwsError:
-            raise
+        except MmwsError as exc:
+            return exc.with_traceback(None)  # the provider's frames may hold the token
         except Exception as exc:
-            # Its text may hold a token: only the type is kept, and the error is raised
-            # outside this block so the original is not even its __context__. Retryable:
-            # a provider's trouble (a network blip) may pass.
-            failure = type(exc).__name__
-        if failure is not None:
-            raise ConnectError(f"token_provider failed: {failure}")
+            # Its text may hold a token: only the type is kept. Retryable: a provider's
+            # trouble (a network blip) may pass.
+            return ConnectError(f"token_provider failed: {type(exc).__name__}")
         if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
-            raise ConfigError("token_provider must return a ws:// or wss:// URL")
+            return ConfigError("token_provider must return a ws:// or wss:// URL")
         provider_secrets = getattr(self._token_provider, "secrets", None)
         if callable(provider_secrets):
             self._secrets = self._secrets.with_values(*provider_secrets())
         self._url = url
-        return url
+        return None
 
     def _handshake(self, session: _Session, deadline: float) -> list[Any]:
         protocol = session.protocol
@@ -342,7 +344,10 @@ class FeedClient(StreamClient):
             log.warning("feed token renewal failed: %s", exc)
 
     def _subscription_names(self) -> tuple[str, ...]:
-        return tuple(self._wanted)
+        """(lock held) The topics the server confirmed on the current connection."""
+        session = self._session
+        protocol = session.protocol if session is not None else None
+        return tuple(protocol.active) if isinstance(protocol, FeedProtocol) else ()
 
     # -- private ----------------------------------------------------------------------------
 

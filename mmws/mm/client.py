@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
 from mmws._client import StreamClient, _Session
 from mmws._delivery import Lane
-from mmws._secret import Secret
+from mmws._secret import Secret, SecretSet
 from mmws.errors import AuthenticationError, ConnectionClosed, MmwsError
 from mmws.errors import ServerError as ServerErrorException
 from mmws.lifecycle import Connected
@@ -25,6 +26,8 @@ from mmws.mm.protocol import (
 __all__ = ["DEFAULT_URL", "MMClient"]
 
 DEFAULT_URL: Final = "wss://mmapi.55-tech.com/ws/subscribe"
+
+log = logging.getLogger("mmws.client")
 
 
 class MMClient(StreamClient):
@@ -56,7 +59,6 @@ class MMClient(StreamClient):
             EmergencyEvent: Lane.PRIORITY,
             ScoreEvent: Lane.COALESCE,
             Connected: Lane.CONTROL,
-            Subscribed: Lane.CONTROL,
         }
     )
     _keepalive_events = (Pong, Heartbeat)
@@ -79,8 +81,10 @@ class MMClient(StreamClient):
         on_event: Callable[[Any], object] | None = None,
         **options: Any,
     ) -> None:
-        self._api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
-        raw = self._api_key.reveal()
+        # Rebound at once: only the redacting type stays in this frame's locals, so a
+        # ConfigError raised below shows no key in a traceback rendered with its locals.
+        api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
+        self._api_key = api_key
         self._channels_arg = tuple(channels) if not isinstance(channels, str) else channels
         self._legacy_field_names = legacy_field_names
         super().__init__(
@@ -94,7 +98,7 @@ class MMClient(StreamClient):
             backoff_cap=backoff_cap,
             maxsize=maxsize,
             on_event=on_event,
-            secrets=(raw,) if isinstance(raw, str) else (),
+            secrets=SecretSet(api_key),
             **options,
         )
 
@@ -135,6 +139,12 @@ class MMClient(StreamClient):
                     raise event.error or ServerErrorException(event.message, event.code)
                 if isinstance(event, self._keepalive_events) and not self._deliver_keepalive:
                     continue
+                if isinstance(event, Subscribed) and event.missing:
+                    log.warning(
+                        "the server confirmed only %s of the channels asked for; missing: %s",
+                        ", ".join(map(str, event.channels)) or "none",
+                        ", ".join(event.missing),
+                    )
                 events.append(event)
             if protocol.state is MMState.SUBSCRIBED:
                 return events
@@ -164,7 +174,10 @@ class MMClient(StreamClient):
         return []
 
     def _subscription_names(self) -> tuple[str, ...]:
-        return getattr(self, "_channels", ())
+        """(lock held) The channels the server confirmed on the current connection."""
+        session = self._session
+        protocol = session.protocol if session is not None else None
+        return protocol.confirmed if isinstance(protocol, MMProtocol) else ()
 
     @staticmethod
     def _coalesce_key(event: Any) -> Hashable:

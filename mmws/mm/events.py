@@ -106,10 +106,15 @@ class EmergencyEvent(Broadcast[Emergency]):
 
 @attrs.frozen(slots=True)
 class Subscribed:
-    """The server confirmed the subscription (``subscriptionId`` or ``subscription_id``)."""
+    """The server confirmed the subscription (``subscriptionId`` or ``subscription_id``).
+
+    ``channels`` are the channels the server confirmed; ``missing`` those that were asked
+    for and not confirmed (empty when the server confirmed everything, or named no
+    channels at all)."""
 
     subscription_id: int | str | None
     channels: tuple[str, ...]
+    missing: tuple[str, ...] = ()
 
 
 @attrs.frozen(slots=True)

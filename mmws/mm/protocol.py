@@ -30,7 +30,7 @@ from typing import Any, Final
 from mmws._codec import UNDECODABLE, ModelCodec, load_object, model_codec, preview, undecodable
 from mmws._frozen import EMPTY, freeze
 from mmws._keepalive import Keepalive
-from mmws._secret import Secret
+from mmws._secret import Secret, SecretText
 from mmws.errors import (
     AuthenticationError,
     ConfigError,
@@ -101,17 +101,34 @@ _UUID_TEXT: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F
 def validate_api_key(api_key: str | Secret) -> Secret:
     """The key as a :class:`Secret`; ``ConfigError`` (never showing the key) unless it is a
     UUID in its usual 36-character form (``8-4-4-4-12`` hex digits), as the server issues it."""
-    raw = api_key.reveal() if isinstance(api_key, Secret) else api_key
+    # Only Secrets in this frame's locals: the ConfigError's traceback, rendered with its
+    # locals by an error tracker, must not show the key (the helper returns, never raises).
+    api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
+    problem = _key_problem(api_key)
+    if problem is not None:
+        raise ConfigError(problem)
+    return api_key
+
+
+def _key_problem(api_key: Secret) -> str | None:
+    """Why the key is not acceptable (a sentence that does not show it), or ``None``."""
+    raw: object = api_key.reveal()
     if not isinstance(raw, str):
-        raise ConfigError(f"api_key must be a string (a UUID), got {type(raw).__name__}")
+        return f"api_key must be a string (a UUID), got {type(raw).__name__}"
     if _UUID_TEXT.fullmatch(raw):
-        return Secret(raw)
+        return None
     hint = "the key is not shown"
     if raw != raw.strip():
         hint = "it has whitespace around it; " + hint
     elif _UUID_TEXT.fullmatch(_plain_uuid(raw)):
         hint = "write it as 8-4-4-4-12 hex digits, with no braces or urn:uuid: prefix; " + hint
-    raise ConfigError(f"api_key is not a valid UUID ({len(raw)} characters; {hint})")
+    return f"api_key is not a valid UUID ({len(raw)} characters; {hint})"
+
+
+def _subscribe_text(field: str, key: Secret, channels: Sequence[str]) -> SecretText:
+    return SecretText(
+        json.dumps({"type": "subscribe", field: key.reveal(), "channels": list(channels)})
+    )
 
 
 def _plain_uuid(text: str) -> str:
@@ -174,6 +191,7 @@ class MMProtocol:
         self.keepalive = keepalive if keepalive is not None else Keepalive()
         self.state = MMState.IDLE
         self.channels: tuple[str, ...] = ()
+        self.confirmed: tuple[str, ...] = ()  # what the server's last `subscribed` named
         self.subscription_id: int | str | None = None
         self._outgoing: list[str] = []
         self._events: list[Any] = []
@@ -194,9 +212,7 @@ class MMProtocol:
         self._transition("subscribe")
         self.channels = chans
         field = "api_key" if self.legacy_field_names else "apiKey"
-        self._outgoing.append(
-            json.dumps({"type": "subscribe", field: key.reveal(), "channels": list(chans)})
-        )
+        self._outgoing.append(_subscribe_text(field, key, chans))
 
     def ping(self, now: float) -> None:
         """Queue a ping and start the pong clock."""
@@ -296,10 +312,12 @@ class MMProtocol:
         sub_id = freeze(msg.get("subscriptionId", msg.get("subscription_id")))
         channels = msg.get("channels")
         chans = tuple(freeze(c) for c in channels) if isinstance(channels, list) else self.channels
+        missing = tuple(c for c in self.channels if c not in chans)
         if self.state is MMState.SUBSCRIBING:
             self.state = MMState.SUBSCRIBED
         self.subscription_id = sub_id
-        self._events.append(Subscribed(sub_id, chans))
+        self.confirmed = tuple(c for c in chans if isinstance(c, str))
+        self._events.append(Subscribed(sub_id, chans, missing))
 
     def _error(self, msg: Mapping[str, Any]) -> None:
         text = _error_text(msg)
