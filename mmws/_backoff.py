@@ -22,7 +22,7 @@ __all__ = ["Backoff", "Decision", "classify"]
 
 
 class Decision(str, Enum):
-    RETRY = "retry"  # network trouble, 1001/1006/1011, 429/503 at the handshake
+    RETRY = "retry"  # network trouble, 1001/1006/1011, 3xx/429/503 at the handshake
     LIMIT = "limit"  # too many connections for the key: wait long
     FATAL = "fatal"  # a rejected key, a bad URL, an untrusted certificate: retrying cannot help
 
@@ -38,7 +38,9 @@ def classify(error: BaseException) -> Decision:
     if isinstance(error, ConnectionLimitError):
         return Decision.LIMIT
     if isinstance(error, ConnectError) and error.status is not None:
-        if error.status in _RETRY_STATUSES or error.status >= 500:
+        # A 3xx is never followed (the key must not go where the user did not send it),
+        # but it may be a load balancer's passing state: retry with backoff, loudly.
+        if error.status in _RETRY_STATUSES or error.status >= 500 or 300 <= error.status < 400:
             return Decision.RETRY
         return Decision.FATAL
     if isinstance(error, MmwsError):

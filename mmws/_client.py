@@ -124,6 +124,17 @@ def _positive(name: str, value: Any) -> float:
     return float(value)
 
 
+def _url_problem(url: Any, secrets: SecretSet) -> str | None:
+    """Why ``url`` is not a WebSocket URL (shown redacted), or ``None``."""
+    if url is None:
+        return None
+    plain = url.reveal() if isinstance(url, SecretURL) else url
+    if isinstance(plain, str) and plain.startswith(("ws://", "wss://")):
+        return None
+    shown = secrets.redact(plain) if isinstance(plain, str) else type(plain).__name__
+    return f"url must start with ws:// or wss://, got {shown!r}"
+
+
 def _wall(mono: float | None) -> datetime | None:
     if mono is None:
         return None
@@ -140,7 +151,7 @@ class StreamClient:
     def __init__(
         self,
         *,
-        url: str | None,
+        url: str | SecretURL | None,
         ping_interval: float | None = 30.0,
         pong_timeout: float = 10.0,
         heartbeat_timeout: float | None = None,
@@ -164,16 +175,16 @@ class StreamClient:
         secrets: SecretSet | Sequence[str] = (),
     ) -> None:
         secret_set = secrets if isinstance(secrets, SecretSet) else SecretSet(*secrets)
-        if url is not None and (
-            not isinstance(url, str) or not url.startswith(("ws://", "wss://"))
-        ):
-            shown = secret_set.redact(url) if isinstance(url, str) else type(url).__name__
-            raise ConfigError(f"url must start with ws:// or wss://, got {shown!r}")
+        if isinstance(url, str):
+            url = SecretURL(url)  # no plain token in this frame's locals (see _url_problem)
+        problem = _url_problem(url, secret_set)
+        if problem is not None:
+            raise ConfigError(problem)
         if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
             raise ConfigError(f"maxsize must be a positive integer, got {maxsize!r}")
         if on_event is not None and not callable(on_event):
             raise ConfigError(f"on_event must be callable, got {type(on_event).__name__}")
-        self._url = url or ""
+        self._url = url.reveal() if url is not None else ""
         self._secrets = secret_set
         self._keepalive_args = (
             None if ping_interval is None else _positive("ping_interval", ping_interval),
@@ -369,10 +380,12 @@ class StreamClient:
         self.close()
 
     def __repr__(self) -> str:
-        return (
-            f"<{type(self).__name__} url={self._secrets.redact(self._url)!r} "
-            f"state={self._state}>"
-        )
+        # Never raises, even on a half-made client: a traceback rendered with its locals
+        # (an error tracker) calls it on a client whose __init__ refused an argument.
+        secrets = getattr(self, "_secrets", None)
+        url = getattr(self, "_url", "")
+        shown = secrets.redact(url) if secrets is not None else "?"
+        return f"<{type(self).__name__} url={shown!r} state={getattr(self, '_state', 'new')}>"
 
     # -- hooks for subclasses ---------------------------------------------------------------
 

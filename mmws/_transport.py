@@ -476,6 +476,9 @@ def _connect(
             secrets,
         )
     except Exception as exc:  # a hostile reply must never escape as a raw Python error
+        redirect = _not_upgraded(ws, redacted, secrets)  # websocket-client >= 1.9 raises
+        if redirect is not None:
+            return redirect
         return _chain(
             ConnectError(
                 f"cannot connect to {redacted}: {type(exc).__name__}: {secrets.redact(str(exc))}"
@@ -493,9 +496,10 @@ def _chain(error: MmwsError, exc: BaseException, secrets: SecretSet) -> MmwsErro
 
 def _not_upgraded(ws: Any, redacted: str, secrets: SecretSet) -> MmwsError | None:
     """The error for an upgrade answered with anything but 101 (a redirect), else None."""
-    status: Any = getattr(ws.handshake_response, "status", None)
-    if status != 101:
-        headers = getattr(ws.handshake_response, "headers", None) or {}
+    response = getattr(ws, "handshake_response", None)
+    status: Any = getattr(response, "status", None)
+    if status != 101 and response is not None:
+        headers = getattr(response, "headers", None) or {}
         target = headers.get("location")
         where = f" to {secrets.redact(str(target))[:200]}" if target else ""
         return ConnectError(

@@ -11,6 +11,7 @@ from typing import Any
 
 from mmws._client import StreamClient, _Session
 from mmws._delivery import Lane
+from mmws._secret import SecretURL
 from mmws.errors import (
     ClientClosed,
     ConfigError,
@@ -63,7 +64,7 @@ class FeedClient(StreamClient):
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | SecretURL | None = None,
         subscriptions: Iterable[tuple[str, str]] = (("MAIN", "all"),),
         ping_interval: float | None = 30.0,
         pong_timeout: float = 10.0,
@@ -81,6 +82,8 @@ class FeedClient(StreamClient):
         on_event: Callable[[Any], object] | None = None,
         **options: Any,
     ) -> None:
+        if isinstance(url, str):
+            url = SecretURL(url)  # the token stays out of this frame's locals
         if (url is None) == (token_provider is None):
             raise ConfigError("give exactly one of url= (with ?token=) or token_provider=")
         if token_provider is not None and not callable(token_provider):

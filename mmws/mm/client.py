@@ -115,7 +115,9 @@ class MMClient(StreamClient):
         return validate_channels(self._channels_arg)
 
     def __repr__(self) -> str:
-        return f"{super().__repr__()[:-1]} key={self._api_key.hint!r}>"
+        key = getattr(self, "_api_key", None)
+        hint = key.hint if isinstance(key, Secret) else "?"
+        return f"{super().__repr__()[:-1]} key={hint!r}>"
 
     # -- hooks ------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import pytest
 from mmws._backoff import Backoff, Decision, classify
 from mmws.errors import (
     AuthenticationError,
+    CertificateError,
     ConfigError,
     ConnectError,
     ConnectionClosed,
@@ -131,6 +132,9 @@ def test_cap_equal_to_base_is_allowed() -> None:
         (ConnectError("upgrade refused", status=404), Decision.FATAL),
         (ConnectError("upgrade refused", status=401), Decision.FATAL),
         (ConnectError("upgrade refused", status=403), Decision.FATAL),
+        (ConnectError("redirect, not followed", status=302), Decision.RETRY),
+        (ConnectError("redirect, not followed", status=308), Decision.RETRY),
+        (CertificateError("certificate verify failed"), Decision.FATAL),
         (ConnectError("connection refused"), Decision.RETRY),
         (ConnectionClosed(1001, "going away"), Decision.RETRY),
         (ConnectionClosed(1006), Decision.RETRY),
