@@ -125,14 +125,16 @@ def test_1_a_redirect_at_reconnect_is_not_followed_and_urls_name_the_real_server
 # -- 2. any frame is survivable --------------------------------------------------------------
 
 
-DEEP = "[" * 800 + "]" * 800
+# Deep enough that json.loads (in C) still accepts it on the reader thread's short stack,
+# and that anything recursing per level in Python (a freezer, a repr) would not.
+DEEP = "[" * 950 + "]" * 950
 
 
 def test_2_a_crafted_frame_is_malformed_and_the_stream_goes_on() -> None:
     def script(conn: RawConn) -> None:
         mm_session(conn)
-        conn.send_text(order(1).replace('"orderId": 1', f'"orderId": 1, "matchedStake": {DEEP}'))
-        conn.send_text('{"type": "broadcast", "channel": "bets", "payload": ' + DEEP + "}")
+        conn.send_text(order(1).replace('"orderId": 1', f'"orderId": 1, "newField": {DEEP}'))
+        conn.send_text('{"type": "surprise", "data": ' + DEEP + "}")
         conn.send_text('{"type": "pong", "ts": 1' + "0" * 400 + "}")
         conn.send_text(order(2, matchedStake=1e308 * 10))  # json.dumps writes Infinity
         conn.send_text(order(3))
@@ -416,7 +418,7 @@ def test_7_retry_after_sets_the_next_delay(header: str, at_least: float, at_most
             mmws.MMClient(KEY, url=server.url, **FAST) as client:
         events = collect_until(client, lambda e: isinstance(e, mmws.Reconnecting)
                                and e.attempt == 2)
-        first = [e for e in events if isinstance(e, mmws.Reconnecting)][0]
+        first = next(e for e in events if isinstance(e, mmws.Reconnecting))
         assert first.delay < 1.0  # our own backoff before the 429
         assert at_least <= events[-1].delay <= at_most
         start = time.monotonic()
