@@ -21,7 +21,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
@@ -301,15 +301,9 @@ class Deadline:
 class Transport:
     """One open WebSocket connection. ``send`` is thread-safe; ``recv`` is for one reader."""
 
-    def __init__(
-        self,
-        ws: Any,
-        redacted_url: str,
-        secrets: SecretSet,
-        pong: Callable[[bytes], None] | None = None,
-    ) -> None:
+    def __init__(self, ws: Any, redacted_url: str, secrets: SecretSet) -> None:
         self._ws = ws
-        self._reader = _FrameReader(ws.sock, pong if pong is not None else ws.pong)
+        self._reader = _FrameReader(ws.sock, ws.pong)
         self.url = redacted_url
         self._secrets = secrets
 
@@ -391,18 +385,6 @@ class Transport:
             return ConnectionClosed(1006, self._why(exc))
         return None
 
-    def pong(self, payload: bytes) -> None:
-        """Answer a ping (raises like :meth:`send`)."""
-        try:
-            self._ws.pong(payload)
-        except websocket.WebSocketTimeoutException:
-            error: MmwsError = TransportTimeout("sending timed out: the server is not reading")
-        except (websocket.WebSocketException, OSError, ValueError, AttributeError) as exc:
-            error = ConnectionClosed(1006, self._why(exc))
-        else:
-            return
-        raise error
-
     def settimeout(self, seconds: float | None) -> None:
         try:
             self._ws.settimeout(seconds)
@@ -453,7 +435,8 @@ def _connect(
             redirect_limit=0,  # never: a redirect could carry the key somewhere else
         )
     except MmwsError as exc:
-        return exc
+        # raised below this frame, where locals hold the plain URL or the proxy password
+        return exc.with_traceback(None)
     except websocket.WebSocketBadStatusException as exc:
         refused: int = exc.status_code
         headers = getattr(exc, "resp_headers", None) or {}

@@ -49,12 +49,15 @@ def order(order_id: int, **payload: Any) -> str:
                        "payload": {"orderId": order_id, **payload}})
 
 
-def render(exc: BaseException) -> str:
+def render(exc: BaseException, skip_caller: bool = False) -> str:
     """What an error tracker records: the traceback with every frame's locals, causes and
-    contexts included."""
+    contexts included (``skip_caller``: without the test's own frame, whose locals hold
+    what the test compares against)."""
+    tb = exc.__traceback__
+    if skip_caller and tb is not None:
+        tb = tb.tb_next
     return "".join(
-        traceback.TracebackException(type(exc), exc, exc.__traceback__, capture_locals=True)
-        .format()
+        traceback.TracebackException(type(exc), exc, tb, capture_locals=True).format()
     )
 
 
@@ -638,3 +641,53 @@ def _no_threads_left() -> Iterator[None]:
     wait_until(lambda: not ({t for t in threading.enumerate()
                              if t.name.startswith("mmws-")} - before),
                timeout=5, what="every mmws thread to end")
+
+
+# -- the transport's own dialing: proxy refusals and bad URLs ----------------------------------
+
+
+def test_a_proxy_that_refuses_connect_is_a_connect_error_without_the_password() -> None:
+    def proxy(conn: RawConn) -> None:
+        conn.read_request()
+        conn.send_raw(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+
+    with HostileServer(proxy) as server:
+        client = mmws.MMClient(KEY, url="ws://127.0.0.1:9/ws", proxy_host="127.0.0.1",
+                               proxy_port=server.port, proxy_auth=("trader", "pa55word"),
+                               **FAST)
+        with pytest.raises(mmws.ConnectError, match="proxy refused CONNECT") as info:
+            client.connect()
+        client.close()
+    assert info.value.status == 407
+    (head,) = server.requests
+    assert head.startswith("CONNECT 127.0.0.1:9 HTTP/1.1")
+    assert "Proxy-Authorization: Basic dHJhZGVyOnBhNTV3b3Jk" in head  # trader:pa55word
+    assert "pa55word" not in render(info.value, skip_caller=True)
+    assert "pa55word" not in repr(client)
+
+
+def test_a_proxy_that_closes_or_babbles_during_connect_is_a_connect_error() -> None:
+    def closes(conn: RawConn) -> None:
+        conn.read_request()
+        conn.sock.close()
+
+    def babbles(conn: RawConn) -> None:
+        conn.read_request()
+        conn.send_raw(b"HTTP/1.1 200 OK\r\nX: " + b"y" * 20000)
+        hold(conn)
+
+    for script, words in ((closes, "closed the connection"), (babbles, "too long")):
+        with HostileServer(script) as server:
+            client = mmws.MMClient(KEY, url="ws://127.0.0.1:9/ws", proxy_host="127.0.0.1",
+                                   proxy_port=server.port, **FAST)
+            with pytest.raises(mmws.ConnectError, match=words):
+                client.connect()
+            client.close()
+
+
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:99999/ws", "ws:///no-host"])
+def test_a_url_the_transport_cannot_dial_is_a_config_error(url: str) -> None:
+    client = mmws.MMClient(KEY, url=url, **FAST)
+    with pytest.raises(mmws.ConfigError):
+        client.connect()
+    client.close()
