@@ -39,7 +39,7 @@ import attrs
 from mmws._backoff import Backoff, Decision, classify
 from mmws._delivery import EventQueue, Lane
 from mmws._keepalive import Keepalive
-from mmws._secret import Secret, SecretSet, SecretURL
+from mmws._secret import Secret, SecretSet, SecretURL, query_secrets
 from mmws._transport import (
     MAX_RETRY_AFTER,
     ConnectTimeout,
@@ -89,7 +89,11 @@ class ProtocolCore(Protocol):
 
 @attrs.frozen(slots=True)
 class Health:
-    """An immutable snapshot of a client, safe to log: no secret is in it."""
+    """An immutable snapshot of a client, safe to log: no secret is in it.
+
+    ``subscriptions`` is what the server confirmed on the current connection (MM channels,
+    feed topics); empty while disconnected. ``url`` is the URL actually connected, redacted.
+    """
 
     state: str
     url: str
@@ -452,6 +456,8 @@ class StreamClient:
         try:
             self._watch_opening(deadline.abort)
             url = SecretURL(self._open_url())
+            # a token in the URL is scrubbed from frames and errors like the key
+            self._secrets = self._secrets.with_values(*query_secrets(url.reveal()))
             transport = Transport.open(url, self._transport_options, self._secrets, deadline)
             try:
                 return self._start_session(transport, attempt, deadline.at)

@@ -12,6 +12,7 @@ __all__ = [
     "SecretSet",
     "SecretText",
     "SecretURL",
+    "query_secrets",
     "redact",
     "redact_url",
     "register",
@@ -154,6 +155,19 @@ class SecretSet:
 def redact_url(url: str) -> str:
     """Replace the value of every ``token=`` style query parameter by ``***``."""
     return _TOKEN_IN_URL.sub(r"\1***", url)
+
+
+def query_secrets(url: str) -> tuple[str, ...]:
+    """Token values in the URL's query, so they are scrubbed from error text too."""
+    redacted = redact_url(url)
+    if redacted == url:
+        return ()
+    out = []
+    for part in url.partition("?")[2].split("&"):
+        name, _, value = part.partition("=")
+        if value and name.lower() in ("token", "t", "apikey", "api_key"):
+            out.append(value)
+    return tuple(out)
 
 
 def redact(text: str, *secrets: str) -> str:

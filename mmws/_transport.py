@@ -32,7 +32,7 @@ import websocket
 from websocket import ABNF
 from websocket._url import get_proxy_info
 
-from mmws._secret import Secret, SecretSet, redact_url, register, reveal
+from mmws._secret import Secret, SecretSet, query_secrets, register, reveal
 from mmws.errors import (
     CertificateError,
     ConfigError,
@@ -321,7 +321,7 @@ class Transport:
         ``CertificateError`` when the server's certificate is not trusted); never a
         foreign exception. Redirects are not followed: a ``3xx`` is a ``ConnectError``
         with its ``status``, so the key never goes anywhere the caller did not name."""
-        secrets = secrets.with_values(*_query_secrets(reveal(url)))
+        secrets = secrets.with_values(*query_secrets(reveal(url)))
         redacted = secrets.redact(reveal(url))
         register(secrets)
         ws = websocket.WebSocket(
@@ -671,16 +671,3 @@ def _parse_close(data: bytes) -> tuple[int, str]:
         return 1005, ""
     code = struct.unpack("!H", data[:2])[0]
     return code, data[2:].decode("utf-8", "replace")
-
-
-def _query_secrets(url: str) -> tuple[str, ...]:
-    """Token values in the URL's query, so they are scrubbed from error text too."""
-    redacted = redact_url(url)
-    if redacted == url:
-        return ()
-    out = []
-    for part in url.partition("?")[2].split("&"):
-        name, _, value = part.partition("=")
-        if value and name.lower() in ("token", "t", "apikey", "api_key"):
-            out.append(value)
-    return tuple(out)

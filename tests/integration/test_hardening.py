@@ -515,6 +515,29 @@ def test_9_echoes_mid_stream_in_events_and_close_reasons_are_scrubbed() -> None:
     assert "***" in text
 
 
+def test_9_a_feed_server_that_echoes_the_token_has_it_scrubbed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mmws")
+
+    def script(conn: RawConn) -> None:
+        head = conn.accept()
+        token = head.split("token=", 1)[1].split()[0]
+        conn.recv_json()
+        conn.send_text({"type": "error", "code": "FORBIDDEN",
+                        "message": f"token {token} has no access"})
+        hold(conn)
+
+    with HostileServer(script) as server:
+        feed = mmws.FeedClient(url=f"{server.url}?token={TOKEN}", **FAST)
+        with pytest.raises(mmws.SubscriptionError) as info:
+            feed.connect()
+        feed.close()
+    assert "token *** has no access" in str(info.value)
+    assert TOKEN not in render(info.value, skip_caller=True)
+    assert TOKEN not in caplog.text
+
+
 def failure(make: Any) -> str:
     """Make a client and connect it; return the rendered traceback of what it raised."""
     client = None
