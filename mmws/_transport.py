@@ -619,16 +619,16 @@ def retry_after(value: Any, now: float | None = None) -> float | None:
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         seconds = float(int(text[:12]))
     else:
         try:
             when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError, OverflowError):
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            seconds = when.timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, IndexError, OverflowError, AttributeError):
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = when.timestamp() - (time.time() if now is None else now)
     return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
