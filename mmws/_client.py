@@ -754,7 +754,9 @@ class StreamClient:
         while True:
             with self._lock:
                 while True:
-                    if self._stop.is_set():
+                    # _closing is set under this lock before any notify (_stop only after
+                    # it is released): checking it here cannot miss the last wake-up
+                    if self._closing or self._stop.is_set():
                         return
                     session = self._session
                     if session is not None and session.outbox:

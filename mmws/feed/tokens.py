@@ -97,37 +97,36 @@ class RestTokenProvider:
         return self._expires_at is None or now >= self._expires_at - self.renew_before
 
     def _fetch(self, what: str) -> None:
+        # The request runs in a helper that returns its error: the helper's frame holds the
+        # URL with the API token, and must not be in a traceback rendered with its locals.
+        error = self._request(what)
+        if error is not None:
+            raise error
+
+    def _request(self, what: str) -> MmwsError | None:
         query = urllib.parse.urlencode({"t": self._api_token.reveal()})
         url = f"{self.base_url}/v1/ws/{what}/?{query}"
         secrets = self.secrets()
         request = urllib.request.Request(url, headers=self._headers)
-        # Errors are raised outside the except blocks: the HTTP error carries the URL with
-        # the API token, and even a suppressed __context__ would keep it reachable.
-        error: MmwsError | None = None
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 body = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             exc.close()
             if exc.code in (401, 403):
-                error = AuthenticationError(
+                return AuthenticationError(
                     f"/v1/ws/{what} refused the API token (HTTP {exc.code})"
                 )
-            else:
-                error = ConnectError(f"/v1/ws/{what} failed with HTTP {exc.code}", exc.code)
+            return ConnectError(f"/v1/ws/{what} failed with HTTP {exc.code}", exc.code)
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            error = ConnectError(f"/v1/ws/{what} failed: {redact(str(exc), *secrets)}")
-        if error is not None:
-            raise error
+            return ConnectError(f"/v1/ws/{what} failed: {redact(str(exc), *secrets)}")
         try:
             result = body["result"][0]
             server = result["server"]
             token = result.get("token")
             expires = datetime.strptime(result["expires_at"], "%Y-%m-%d %H:%M:%S")
         except (KeyError, IndexError, TypeError, ValueError):
-            error = ConnectError(f"/v1/ws/{what} answered in an unexpected shape")
-        if error is not None:
-            raise error
+            return ConnectError(f"/v1/ws/{what} answered in an unexpected shape")
         with self._lock:
             if isinstance(server, str):
                 self._url = server
@@ -136,3 +135,4 @@ class RestTokenProvider:
             self._expires_at = expires.replace(tzinfo=timezone.utc).timestamp()
             self.info = {k: v for k, v in result.items() if k not in ("token", "server")}
         log.info("feed token from /v1/ws/%s valid until %s", what, self.expires_at)
+        return None

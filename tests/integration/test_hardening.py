@@ -714,3 +714,20 @@ def test_a_url_the_transport_cannot_dial_is_a_config_error(url: str) -> None:
     with pytest.raises(mmws.ConfigError):
         client.connect()
     client.close()
+
+
+def test_9_a_token_provider_failure_shows_no_api_token_in_its_traceback() -> None:
+    api_token = "wr0ng-api-t0ken-0000000000000000"
+    with Simulator(rate=0) as sim:
+        provider = mmws.RestTokenProvider(api_token, base_url=sim.rest_url)
+        with pytest.raises(mmws.AuthenticationError) as info:
+            provider()
+        with pytest.raises(mmws.MmwsError) as through_client:
+            mmws.FeedClient(token_provider=provider, **FAST).connect()
+        down = mmws.RestTokenProvider(api_token, base_url="http://127.0.0.1:9")
+        with pytest.raises(mmws.ConnectError) as unreachable:
+            down()
+    for error in (info.value, through_client.value, unreachable.value):
+        text = render(error, skip_caller=True)
+        assert "Traceback" in text
+        assert api_token not in text, text
