@@ -460,10 +460,17 @@ class StreamClient:
             self._secrets = self._secrets.with_values(*query_secrets(url.reveal()))
             transport = Transport.open(url, self._transport_options, self._secrets, deadline)
             try:
-                return self._start_session(transport, attempt, deadline.at)
+                session, events = self._start_session(transport, attempt, deadline.at)
             except (ConnectionClosed, ConnectError, ConnectTimeout) as exc:
                 if not deadline.expired or isinstance(exc, ConnectTimeout):
                     raise
+                error = deadline.timeout_error(transport.url)
+            else:
+                deadline.finish()
+                if not deadline.expired:
+                    return session, events
+                # the timer shut the socket just as the confirmation came: not usable
+                transport.close(timeout=0.1)
                 error = deadline.timeout_error(transport.url)
             raise error  # outside the except block: one error, not a chain of two
         finally:
