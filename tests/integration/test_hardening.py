@@ -16,7 +16,7 @@ import textwrap
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -42,6 +42,22 @@ def mm_session(conn: RawConn, reply: str | None = None) -> Any:
     sub = conn.recv_json()
     conn.send_text(reply if reply is not None else subscribed_reply())
     return sub
+
+
+def first_good_then(then: Callable[[RawConn], object]) -> Callable[[RawConn], None]:
+    """A script: the first connection subscribes and is then cut; every later one gets
+    ``then`` (what the reconnect attempts meet)."""
+    calls = [0]
+
+    def script(conn: RawConn) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            mm_session(conn)
+            conn.sock.close()
+            return
+        then(conn)
+
+    return script
 
 
 def order(order_id: int, **payload: Any) -> str:
@@ -98,23 +114,16 @@ def test_1_a_redirect_is_not_followed_and_the_key_goes_nowhere() -> None:
 
 
 def test_1_a_redirect_at_reconnect_is_not_followed_and_urls_name_the_real_server() -> None:
-    calls = [0]
-
     def elsewhere(conn: RawConn) -> None:
         hold(conn)
 
     with HostileServer(elsewhere) as target:
-        def first_good_then_redirect(conn: RawConn) -> None:
-            calls[0] += 1
-            if calls[0] == 1:
-                mm_session(conn)
-                conn.sock.close()
-                return
+        def redirect(conn: RawConn) -> None:
             conn.read_request()
             conn.send_raw(f"HTTP/1.1 301 Moved\r\nLocation: ws://127.0.0.1:{target.port}/\r\n"
                           "\r\n".encode())
 
-        with HostileServer(first_good_then_redirect) as server, \
+        with HostileServer(first_good_then(redirect)) as server, \
                 mmws.MMClient(KEY, url=server.url, **FAST) as client:
             connected = collect_until(client, of_type(mmws.Connected))[-1]
             assert connected.url == server.url
@@ -232,18 +241,11 @@ def test_3_a_dribbled_confirmation_cannot_stretch_connect_timeout() -> None:
 
 
 def test_3_a_dribbling_server_cannot_stretch_a_reconnect_attempt() -> None:
-    calls = [0]
-
-    def script(conn: RawConn) -> None:
-        calls[0] += 1
-        if calls[0] == 1:
-            mm_session(conn)
-            conn.sock.close()
-            return
+    def slow(conn: RawConn) -> None:
         head = conn.read_request()
         dribble(conn, conn.upgrade_response(head))
 
-    with HostileServer(script) as server, mmws.MMClient(
+    with HostileServer(first_good_then(slow)) as server, mmws.MMClient(
         KEY, url=server.url, **{**FAST, "connect_timeout": 0.8}
     ) as client:
         first = collect_until(client, of_type(mmws.Reconnecting))[-1]
@@ -398,18 +400,12 @@ def test_6_a_man_in_the_middle_at_reconnect_ends_the_stream(ca: trustme.CA) -> N
 
 
 def busy(retry_after: str) -> Any:
-    calls = [0]
-
-    def script(conn: RawConn) -> None:
-        calls[0] += 1
-        if calls[0] == 1:
-            mm_session(conn)
-            conn.sock.close()
-            return
+    def refuse(conn: RawConn) -> None:
         conn.read_request()
         conn.send_raw(f"HTTP/1.1 429 Too Many Requests\r\nRetry-After: {retry_after}\r\n"
                       "Content-Length: 0\r\n\r\n".encode())
-    return script
+
+    return first_good_then(refuse)
 
 
 @pytest.mark.parametrize(("header", "at_least", "at_most"), [
