@@ -5,159 +5,36 @@ Start with :class:`MMClient` (market making) or :class:`FeedClient` (the match f
 """
 
 import logging as _logging
+from typing import TYPE_CHECKING
 
-from mmws._client import Health
-from mmws._version import __version__
-from mmws.errors import (
-    AuthenticationError,
-    CertificateError,
-    ClientClosed,
-    ConfigError,
-    ConnectError,
-    ConnectionClosed,
-    ConnectionLimitError,
-    HeartbeatTimeout,
-    LocalProtocolError,
-    MmwsError,
-    ProtocolError,
-    RemoteProtocolError,
-    ServerError,
-    SubscriptionError,
-    TransportError,
-    TransportTimeout,
-)
-from mmws.feed import (
-    BatchUpdate,
-    FeedClient,
-    FeedError,
-    FeedEvent,
-    FeedPong,
-    FeedProtocol,
-    FeedSubscribed,
-    FeedUnsubscribed,
-    MatchEvent,
-    Odds,
-    OddsRealtimeUpdate,
-    OddsUpdate,
-    RestTokenProvider,
-    StatPair,
-    StatsRealtimeUpdate,
-    StatsUpdate,
-    parse_odds,
-    parse_pair,
-)
-from mmws.lifecycle import (
-    Closed,
-    Connected,
-    Disconnected,
-    LifecycleEvent,
-    MalformedFrame,
-    Overflow,
-    Reconnecting,
-    Stale,
-)
-from mmws.mm.client import MMClient
-from mmws.mm.events import (
-    AccountEvent,
-    BetEvent,
-    Broadcast,
-    EmergencyEvent,
-    EventKind,
-    Heartbeat,
-    OrderEvent,
-    Pong,
-    ScoreEvent,
-    Subscribed,
-    UnknownMessage,
-    Unsubscribed,
-)
-from mmws.mm.events import ServerError as ServerErrorEvent
-from mmws.mm.models import (
-    Account,
-    Bet,
-    BetStatus,
-    Emergency,
-    MatchedStatus,
-    Order,
-    OrderStatus,
-    Score,
-    SettlementStatus,
-)
-from mmws.mm.protocol import MMProtocol
-from mmws.record import Recorder, replay
+from mmws._client import Health as Health
+from mmws._version import __version__ as __version__
+from mmws.errors import *  # noqa: F403
+from mmws.feed import *  # noqa: F403
+from mmws.lifecycle import *  # noqa: F403
+from mmws.mm import *  # noqa: F403
+from mmws.record import Recorder as Recorder
+from mmws.record import replay as replay
 
-__all__ = [
-    "Account",
-    "AccountEvent",
-    "AuthenticationError",
-    "BatchUpdate",
-    "Bet",
-    "BetEvent",
-    "BetStatus",
-    "Broadcast",
-    "CertificateError",
-    "ClientClosed",
-    "Closed",
-    "ConfigError",
-    "ConnectError",
-    "Connected",
-    "ConnectionClosed",
-    "ConnectionLimitError",
-    "Disconnected",
-    "Emergency",
-    "EmergencyEvent",
-    "EventKind",
-    "FeedClient",
-    "FeedError",
-    "FeedEvent",
-    "FeedPong",
-    "FeedProtocol",
-    "FeedSubscribed",
-    "FeedUnsubscribed",
-    "Health",
-    "Heartbeat",
-    "HeartbeatTimeout",
-    "LifecycleEvent",
-    "LocalProtocolError",
-    "MMClient",
-    "MMProtocol",
-    "MalformedFrame",
-    "MatchEvent",
-    "MatchedStatus",
-    "MmwsError",
-    "Odds",
-    "OddsRealtimeUpdate",
-    "OddsUpdate",
-    "Order",
-    "OrderEvent",
-    "OrderStatus",
-    "Overflow",
-    "Pong",
-    "ProtocolError",
-    "Reconnecting",
-    "Recorder",
-    "RemoteProtocolError",
-    "RestTokenProvider",
-    "Score",
-    "ScoreEvent",
-    "ServerError",
-    "ServerErrorEvent",
-    "SettlementStatus",
-    "Stale",
-    "StatPair",
-    "StatsRealtimeUpdate",
-    "StatsUpdate",
-    "Subscribed",
-    "SubscriptionError",
-    "TransportError",
-    "TransportTimeout",
-    "UnknownMessage",
-    "Unsubscribed",
-    "__version__",
-    "parse_odds",
-    "parse_pair",
-    "replay",
-]
+if not TYPE_CHECKING:
+    # Each name is listed once, in the module that defines it; this is their union. Type
+    # checkers read the star imports above instead (they cannot follow a computed
+    # __all__), which export the same names.
+    from mmws import errors as _errors
+    from mmws import feed as _feed
+    from mmws import lifecycle as _lifecycle
+    from mmws import mm as _mm
+
+    __all__ = [
+        "Health",
+        "Recorder",
+        "__version__",
+        "replay",
+        *_errors.__all__,
+        *_lifecycle.__all__,
+        *_mm.__all__,
+        *_feed.__all__,
+    ]
 
 # A library's logger stays silent unless the application configures logging: without this,
 # Python's last-resort handler would print an unclosed client's reconnect warnings to stderr.

@@ -32,26 +32,23 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
 from mmws._backoff import Backoff, Decision, classify
 from mmws._delivery import EventQueue, Lane
 from mmws._keepalive import Keepalive
+from mmws._options import ClientOptions
+from mmws._recorder import Recorder
 from mmws._secret import Secret, SecretSet, SecretURL, query_secrets
-from mmws._transport import (
-    MAX_RETRY_AFTER,
-    ConnectTimeout,
-    Deadline,
-    Transport,
-    TransportOptions,
-)
+from mmws._transport import MAX_RETRY_AFTER, Deadline, Transport
 from mmws.errors import (
     ClientClosed,
     ConfigError,
     ConnectError,
     ConnectionClosed,
+    ConnectTimeout,
     LocalProtocolError,
     MmwsError,
     RemoteProtocolError,
@@ -61,17 +58,18 @@ from mmws.lifecycle import (
     Closed,
     Connected,
     Disconnected,
+    KeepaliveEvent,
     MalformedFrame,
     Reconnecting,
     Stale,
 )
-from mmws.record import Recorder
 
 __all__ = ["Health", "StreamClient"]
 
 log = logging.getLogger("mmws.client")
 
-C = TypeVar("C", bound="StreamClient")
+C = TypeVar("C", bound="StreamClient[Any]")
+E = TypeVar("E")
 
 
 class ProtocolCore(Protocol):
@@ -122,12 +120,6 @@ class _Session:
         self.outbox: deque[tuple[str | Secret, bool]] = deque()
 
 
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
 def _url_problem(url: Any, secrets: SecretSet) -> str | None:
     """Why ``url`` is not a WebSocket URL (shown redacted), or ``None``."""
     if url is None:
@@ -145,36 +137,21 @@ def _wall(mono: float | None) -> datetime | None:
     return datetime.fromtimestamp(time.time() - (time.monotonic() - mono), tz=timezone.utc)
 
 
-class StreamClient:
-    """Base of :class:`mmws.MMClient` and :class:`mmws.FeedClient`. Not for direct use."""
+class StreamClient(Generic[E]):
+    """Base of :class:`mmws.MMClient` and :class:`mmws.FeedClient`. Not for direct use.
+
+    ``E`` is the union of every event the client can deliver (``mmws.MMStreamEvent`` or
+    ``mmws.FeedStreamEvent``): ``get()``, iteration and ``on_event`` are typed with it."""
 
     _lanes: Mapping[type, Lane] = MappingProxyType({})
-    _keepalive_events: tuple[type, ...] = ()
     _protocol_name = "mm"
 
     def __init__(
         self,
         *,
         url: str | SecretURL | None,
-        ping_interval: float | None = 30.0,
-        pong_timeout: float = 10.0,
-        heartbeat_timeout: float | None = None,
-        connect_timeout: float = 10.0,
-        reconnect: bool = True,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 30.0,
-        backoff_reset_after: float = 60.0,
-        maxsize: int = 10_000,
-        on_event: Callable[[Any], object] | None = None,
-        deliver_keepalive: bool = False,
-        ssl_context: Any = None,
-        ca_file: str | None = None,
-        verify_tls: bool = True,
-        proxy_host: str | None = None,
-        proxy_port: int | None = None,
-        proxy_auth: tuple[str, str] | None = None,
-        proxy_type: str = "http",
-        io_timeout: float = 10.0,
+        options: ClientOptions,
+        on_event: Callable[[E], object] | None = None,
         record: str | Path | Recorder | None = None,
         secrets: SecretSet | Sequence[str] = (),
     ) -> None:
@@ -184,43 +161,30 @@ class StreamClient:
         problem = _url_problem(url, secret_set)
         if problem is not None:
             raise ConfigError(problem)
-        if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
-            raise ConfigError(f"maxsize must be a positive integer, got {maxsize!r}")
         if on_event is not None and not callable(on_event):
             raise ConfigError(f"on_event must be callable, got {type(on_event).__name__}")
         self._url = url.reveal() if url is not None else ""
         self._secrets = secret_set
+        self._options = options
         self._keepalive_args = (
-            None if ping_interval is None else _positive("ping_interval", ping_interval),
-            _positive("pong_timeout", pong_timeout),
-            None
-            if heartbeat_timeout is None
-            else _positive("heartbeat_timeout", heartbeat_timeout),
+            None if options.ping_interval is None else float(options.ping_interval),
+            float(options.pong_timeout),
+            None if options.heartbeat_timeout is None else float(options.heartbeat_timeout),
         )
-        self._connect_timeout = _positive("connect_timeout", connect_timeout)
-        self._reconnect = bool(reconnect)
-        self._backoff = Backoff(
-            _positive("backoff_base", backoff_base), _positive("backoff_cap", backoff_cap)
-        )
-        self._backoff_reset_after = _positive("backoff_reset_after", backoff_reset_after)
-        self._transport_options = TransportOptions(
-            connect_timeout=self._connect_timeout,
-            io_timeout=_positive("io_timeout", io_timeout),
-            ssl_context=ssl_context,
-            ca_file=ca_file,
-            verify_tls=verify_tls,
-            proxy_host=proxy_host,
-            proxy_port=proxy_port,
-            proxy_auth=proxy_auth,
-            proxy_type=proxy_type,
-        )
-        if proxy_auth:
-            self._secrets = self._secrets.with_values(*(str(p) for p in proxy_auth if p))
-        if not verify_tls:
+        self._connect_timeout = float(options.connect_timeout)
+        self._reconnect = bool(options.reconnect)
+        self._backoff = Backoff(float(options.backoff_base), float(options.backoff_cap))
+        self._backoff_reset_after = float(options.backoff_reset_after)
+        self._transport_options = options.transport()
+        if options.proxy_auth:
+            self._secrets = self._secrets.with_values(*(p for p in options.proxy_auth if p))
+        if not options.verify_tls:
             log.warning(
                 "%s created with verify_tls=False: TLS certificates will NOT be checked",
                 type(self).__name__,
             )
+        maxsize = options.maxsize
+        deliver_keepalive = options.deliver_keepalive
         self._deliver_keepalive = deliver_keepalive
         self._on_event = on_event
         self._queue = EventQueue(maxsize, self._lanes, self._coalesce_key)
@@ -292,19 +256,19 @@ class StreamClient:
         """The event queue itself: ``get``, ``get_nowait``, ``qsize``, ``empty``."""
         return self._queue
 
-    def get(self, timeout: float | None = None) -> Any:
+    def get(self, timeout: float | None = None) -> E:
         """The next event, waiting up to ``timeout`` seconds (forever if ``None``).
 
         Raises ``queue.Empty`` on timeout, like ``queue.Queue``. Once the client is closed
         and every event was taken, raises the fatal error that closed it, or
         ``ClientClosed``."""
-        return self._queue.get(True, timeout)
+        return self._queue.get(True, timeout)  # type: ignore[no-any-return]
 
-    def get_nowait(self) -> Any:
+    def get_nowait(self) -> E:
         """The next event if one is queued, else ``queue.Empty`` at once."""
-        return self._queue.get(False)
+        return self._queue.get(False)  # type: ignore[no-any-return]
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[E]:
         """Every event, blocking; ends after the final ``Closed`` event."""
         while True:
             try:
@@ -630,7 +594,6 @@ class StreamClient:
         decode = self._decode
         put_many = self._queue.put_many
         monotonic = time.monotonic
-        keepalive_events = self._keepalive_events
         deliver_keepalive = self._deliver_keepalive
         batch: list[Any] = []
         while True:
@@ -651,7 +614,7 @@ class StreamClient:
             self._last_message = now
             events = decode(session, data, now)
             for event in events:
-                if isinstance(event, keepalive_events):
+                if isinstance(event, KeepaliveEvent):
                     self._note_keepalive(event)  # rtt, clock offset, ping() waiters
                     if deliver_keepalive:
                         batch.append(event)

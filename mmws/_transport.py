@@ -38,6 +38,7 @@ from mmws.errors import (
     ConfigError,
     ConnectError,
     ConnectionClosed,
+    ConnectTimeout,
     MmwsError,
     TransportTimeout,
 )
@@ -66,10 +67,6 @@ _CONT, _TEXT, _CLOSE, _PING, _PONG = (
 )
 _FINAL_TEXT = 0x80 | _TEXT
 _MAX_MESSAGE = 64 * 1024 * 1024  # a larger message is a protocol error (memory guard)
-
-
-class ConnectTimeout(ConnectError, TransportTimeout):
-    """The connection attempt as a whole did not finish within ``connect_timeout``."""
 
 
 @attrs.frozen(slots=True)

@@ -75,6 +75,7 @@ from mmws.lifecycle import (
     Overflow,
     Reconnecting,
     Stale,
+    UnknownMessage,
 )
 from mmws.mm.client import DEFAULT_URL, MMClient
 from mmws.mm.events import (
@@ -86,9 +87,8 @@ from mmws.mm.events import (
     OrderEvent,
     Pong,
     ScoreEvent,
-    ServerError,
+    ServerErrorEvent,
     Subscribed,
-    UnknownMessage,
     Unsubscribed,
 )
 from mmws.mm.protocol import CHANNELS
@@ -299,7 +299,7 @@ def _lifecycle(event: Any) -> tuple[str, bool] | None:
         if event.error is not None:
             return f"closed: {event.error}", True
         return "closed", False
-    if isinstance(event, ServerError | FeedError):
+    if isinstance(event, ServerErrorEvent | FeedError):
         code = f" {event.code}" if event.code else ""
         return f"server error{code}: {event.message}", True
     if isinstance(event, Pong | FeedPong):
@@ -488,7 +488,7 @@ def _isatty(stream: TextIO) -> bool:
 _DONE = object()
 
 
-def _forward(client: StreamClient, merged: queue.Queue[Any]) -> None:
+def _forward(client: StreamClient[Any], merged: queue.Queue[Any]) -> None:
     """Move one client's events into the shared queue, in order, then say it is done.
 
     The shared queue is bounded, so a slow terminal still pushes back on the client's own
@@ -500,7 +500,7 @@ def _forward(client: StreamClient, merged: queue.Queue[Any]) -> None:
         merged.put(_DONE)
 
 
-def _stream(clients: Sequence[StreamClient], out: _Out, duration: float | None) -> None:
+def _stream(clients: Sequence[StreamClient[Any]], out: _Out, duration: float | None) -> None:
     """Print the clients' events until the duration ends, Ctrl-C, or a client closes; then
     close them all and print what they had already received. Raises ``_Failure`` if a
     client was closed by a fatal error."""
@@ -558,7 +558,7 @@ def _stream(clients: Sequence[StreamClient], out: _Out, duration: float | None) 
         raise _Failure(_describe(fatal[0]))
 
 
-def _reconnects(clients: Sequence[StreamClient]) -> int:
+def _reconnects(clients: Sequence[StreamClient[Any]]) -> int:
     return sum(client.health().reconnects for client in clients)
 
 
@@ -587,7 +587,7 @@ def _simulator(args: argparse.Namespace, out: _Out) -> Iterator[Any]:
         yield sim
 
 
-def _connect(stack: ExitStack, client: StreamClient) -> StreamClient:
+def _connect(stack: ExitStack, client: StreamClient[Any]) -> StreamClient[Any]:
     stack.callback(client.close)
     client.connect()
     return client
@@ -614,7 +614,7 @@ def _api_key(args: argparse.Namespace, out: _Out) -> str:
 def _cmd_demo(args: argparse.Namespace, out: _Out) -> None:
     with ExitStack() as stack:
         sim = stack.enter_context(_simulator(args, out))
-        clients: list[StreamClient] = [
+        clients: list[StreamClient[Any]] = [
             _connect(stack, MMClient(sim.api_key, url=sim.mm_url, connect_timeout=5.0))
         ]
         if args.feed:

@@ -15,6 +15,7 @@ Users catch these and nothing else: every error raised by websocket-client, ``so
     │   └── SubscriptionError                 CHANNEL_NOT_ALLOWED, SUBSCRIPTION_LIMIT, ...
     └── TransportError
         ├── ConnectError                      TCP / TLS / handshake failed; .status for HTTP
+        │   └── ConnectTimeout(ConnectError, TransportTimeout)  connect_timeout ran out
         ├── TransportTimeout(TransportError, TimeoutError)
         │   └── HeartbeatTimeout              no pong / no server heartbeat in time
         └── ConnectionClosed                  .code, .reason; reads as a sentence
@@ -31,6 +32,7 @@ __all__ = [
     "ClientClosed",
     "ConfigError",
     "ConnectError",
+    "ConnectTimeout",
     "ConnectionClosed",
     "ConnectionLimitError",
     "HeartbeatTimeout",
@@ -58,7 +60,14 @@ class ClientClosed(MmwsError):
 
 
 class ProtocolError(MmwsError):
-    """Something broke the protocol. Not raised itself; see the two subclasses."""
+    """Something broke the protocol. Abstract: only its two subclasses are raised."""
+
+    def __init__(self, *args: object) -> None:
+        if type(self) is ProtocolError:
+            raise TypeError(
+                "ProtocolError is abstract: raise LocalProtocolError or RemoteProtocolError"
+            )
+        super().__init__(*args)
 
 
 class LocalProtocolError(ProtocolError):
@@ -128,6 +137,11 @@ class CertificateError(ConnectError):
 
 class TransportTimeout(TransportError, TimeoutError):
     """An operation on the connection did not finish in time."""
+
+
+class ConnectTimeout(ConnectError, TransportTimeout):
+    """The connection attempt as a whole (TCP, proxy, TLS, the upgrade and the
+    subscription's confirmation) did not finish within ``connect_timeout``."""
 
 
 class HeartbeatTimeout(TransportTimeout):

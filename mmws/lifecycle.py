@@ -13,6 +13,9 @@ the docs' reconnect guide).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import attrs
 
 from mmws.errors import MmwsError
@@ -21,11 +24,13 @@ __all__ = [
     "Closed",
     "Connected",
     "Disconnected",
+    "KeepaliveEvent",
     "LifecycleEvent",
     "MalformedFrame",
     "Overflow",
     "Reconnecting",
     "Stale",
+    "UnknownMessage",
 ]
 
 
@@ -92,3 +97,22 @@ class Closed(LifecycleEvent):
     """The client is closed: the last event. ``error`` is set when a fatal error closed it."""
 
     error: MmwsError | None = attrs.field(default=None, eq=False)
+
+
+@attrs.frozen(slots=True)
+class KeepaliveEvent:
+    """Base of the events that only prove the connection is alive (``Pong``, ``Heartbeat``,
+    ``FeedPong``). The clients consume them (round trip, clock offset) and deliver them only
+    with ``deliver_keepalive=True``."""
+
+
+@attrs.frozen(slots=True)
+class UnknownMessage:
+    """A well-formed frame we do not know (a new ``type``, or a broadcast on a new channel),
+    from either server. ``raw`` is the whole frame, deep-frozen."""
+
+    raw: Mapping[str, Any]
+
+    @property
+    def type(self) -> Any:
+        return self.raw.get("type")

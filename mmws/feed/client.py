@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from mmws._client import StreamClient, _Session
 from mmws._delivery import Lane
+from mmws._options import ClientOptions
+from mmws._ratelimit import SlidingWindow
+from mmws._recorder import Recorder
 from mmws._secret import SecretURL
 from mmws.errors import (
     ClientClosed,
@@ -21,12 +26,11 @@ from mmws.errors import (
     SubscriptionError,
     TransportTimeout,
 )
-from mmws.feed.events import FeedError, FeedPong
+from mmws.feed.events import FeedError, FeedPong, FeedStreamEvent
 from mmws.feed.protocol import (
     FeedProtocol,
     Request,
     ScopeStyle,
-    SlidingWindow,
     topic_of,
     validate_channel,
     validate_scope,
@@ -38,7 +42,7 @@ __all__ = ["FeedClient"]
 log = logging.getLogger("mmws.feed")
 
 
-class FeedClient(StreamClient):
+class FeedClient(StreamClient[FeedStreamEvent]):
     """A synchronous client of the Soccer Football Info WebSocket feed.
 
     ::
@@ -59,7 +63,6 @@ class FeedClient(StreamClient):
     _lanes: Mapping[type, Lane] = MappingProxyType(
         {Connected: Lane.CONTROL}
     )
-    _keepalive_events = (FeedPong,)
     _protocol_name = "feed"
 
     def __init__(
@@ -79,8 +82,18 @@ class FeedClient(StreamClient):
         heartbeat_timeout: float | None = None,
         rate_limit: int = 10,
         rate_margin: float = 0.1,
-        on_event: Callable[[Any], object] | None = None,
-        **options: Any,
+        on_event: Callable[[FeedStreamEvent], object] | None = None,
+        deliver_keepalive: bool = False,
+        io_timeout: float = 10.0,
+        backoff_reset_after: float = 60.0,
+        record: str | Path | Recorder | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        ca_file: str | None = None,
+        verify_tls: bool = True,
+        proxy_host: str | None = None,
+        proxy_port: int | None = None,
+        proxy_auth: tuple[str, str] | None = None,
+        proxy_type: str = "http",
     ) -> None:
         if isinstance(url, str):
             url = SecretURL(url)  # the token stays out of this frame's locals
@@ -100,19 +113,28 @@ class FeedClient(StreamClient):
         self._pongs = 0
         provider_secrets = getattr(token_provider, "secrets", None)
         secrets = tuple(provider_secrets()) if callable(provider_secrets) else ()
-        super().__init__(
-            url=url,
+        options = ClientOptions(
             ping_interval=ping_interval,
             pong_timeout=pong_timeout,
             heartbeat_timeout=heartbeat_timeout,
             connect_timeout=connect_timeout,
+            io_timeout=io_timeout,
             reconnect=reconnect,
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
+            backoff_reset_after=backoff_reset_after,
             maxsize=maxsize,
-            on_event=on_event,
-            secrets=secrets,
-            **options,
+            deliver_keepalive=deliver_keepalive,
+            ssl_context=ssl_context,
+            ca_file=ca_file,
+            verify_tls=verify_tls,
+            proxy_host=proxy_host,
+            proxy_port=proxy_port,
+            proxy_auth=proxy_auth,
+            proxy_type=proxy_type,
+        )
+        super().__init__(
+            url=url, options=options, on_event=on_event, record=record, secrets=secrets
         )
         self._acks = threading.Condition(self._lock)
         self._maintain_not_before = 0.0

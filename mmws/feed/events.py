@@ -20,17 +20,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias, Union
 
 import attrs
 
 from mmws._frozen import EMPTY, FrozenMap
+from mmws.lifecycle import (
+    Closed,
+    Connected,
+    Disconnected,
+    KeepaliveEvent,
+    MalformedFrame,
+    Overflow,
+    Reconnecting,
+    Stale,
+    UnknownMessage,
+)
 
 __all__ = [
     "BatchUpdate",
     "FeedError",
     "FeedEvent",
     "FeedPong",
+    "FeedStreamEvent",
     "FeedSubscribed",
     "FeedUnsubscribed",
     "MatchEvent",
@@ -223,8 +235,32 @@ class FeedError:
 
 
 @attrs.frozen(slots=True)
-class FeedPong:
+class FeedPong(KeepaliveEvent):
     """The answer to a ping: ``server_ts`` is the server's clock in ms; ``rtt`` in seconds."""
 
     server_ts: int | None
     rtt: float | None
+
+
+FeedStreamEvent: TypeAlias = Union[  # noqa: UP007 - a runtime alias, readable in the docs
+    FeedEvent,
+    MatchEvent,
+    StatsUpdate,
+    OddsUpdate,
+    StatsRealtimeUpdate,
+    OddsRealtimeUpdate,
+    BatchUpdate,
+    FeedSubscribed,
+    FeedUnsubscribed,
+    FeedError,
+    FeedPong,
+    UnknownMessage,
+    Connected,
+    Disconnected,
+    Reconnecting,
+    Stale,
+    Overflow,
+    MalformedFrame,
+    Closed,
+]
+"""Every event ``FeedClient`` can deliver (``FeedEvent`` keeps meaning a data event)."""

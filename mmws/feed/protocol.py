@@ -32,6 +32,7 @@ import attrs
 from mmws._codec import UNDECODABLE, load_object, parse_timestamp, preview, undecodable
 from mmws._frozen import EMPTY, FrozenMap, freeze
 from mmws._keepalive import Keepalive
+from mmws._ratelimit import SlidingWindow as SlidingWindow  # its older import path
 from mmws.errors import ConfigError, LocalProtocolError, RemoteProtocolError, SubscriptionError
 from mmws.feed.events import (
     BatchUpdate,
@@ -46,17 +47,9 @@ from mmws.feed.events import (
     StatsRealtimeUpdate,
     StatsUpdate,
 )
-from mmws.mm.events import UnknownMessage
+from mmws.lifecycle import UnknownMessage
 
-__all__ = [
-    "FEED_CHANNELS",
-    "FeedProtocol",
-    "Request",
-    "SlidingWindow",
-    "topic_of",
-    "validate_channel",
-    "validate_scope",
-]
+__all__ = ["FEED_CHANNELS", "FeedProtocol"]
 
 FEED_CHANNELS: Final = (
     "MAIN",
@@ -121,50 +114,6 @@ class Request:
     @property
     def topic(self) -> str:
         return topic_of(self.channel, self.scope)
-
-
-class SlidingWindow:
-    """At most ``limit`` commands in any ``window`` seconds. Pure: pass ``now`` in.
-
-    A token bucket with a burst of 10 refilling at 10/s lets 19 through in one second; the
-    server counts a sliding second, so we do too, with a margin for clock and network skew.
-
-    :meth:`record` takes a slot when a command is admitted; :meth:`sent` moves the slot to
-    when the command actually went out, so a sender that was held up between the two
-    cannot make the server see more than ``limit`` commands in one window.
-    """
-
-    def __init__(self, limit: int = 10, window: float = 1.0, margin: float = 0.1) -> None:
-        if limit < 1 or window <= 0 or margin < 0:
-            raise ConfigError(f"bad rate limit: {limit} per {window} s (margin {margin})")
-        self.limit = limit
-        self.span = window + margin
-        self._sent: deque[list[float]] = deque()  # one-item lists: sent() moves a slot
-
-    def delay(self, now: float) -> float:
-        """Seconds to wait before the next command may go (0 if it may go now)."""
-        sent = self._sent
-        # Same expression as the delay returned below: ``now - sent[0] >= span`` can round
-        # short exactly when ``sent[0] + span - now`` rounds to 0.0, which said "go now"
-        # forever at that instant without freeing a slot.
-        # A slot moved later by sent() may sit in front of earlier ones: that only delays
-        # the next command, never lets one through early.
-        while sent and sent[0][0] + self.span <= now:
-            sent.popleft()
-        if len(sent) < self.limit:
-            return 0.0
-        return sent[0][0] + self.span - now
-
-    def record(self, now: float) -> list[float]:
-        """Take a slot at ``now``; pass the returned slot to :meth:`sent`."""
-        slot = [now]
-        self._sent.append(slot)
-        return slot
-
-    def sent(self, slot: list[float], now: float) -> None:
-        """The command of ``slot`` left at ``now`` (never moves a slot earlier)."""
-        if now > slot[0]:
-            slot[0] = now
 
 
 def _ms_to_datetime(value: Any) -> datetime | None:

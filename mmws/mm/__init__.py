@@ -1,57 +1,24 @@
 """The 55-tech market-making WebSocket: models, events, the protocol core and the client."""
 
-from mmws.mm.events import (
-    AccountEvent,
-    BetEvent,
-    Broadcast,
-    EmergencyEvent,
-    EventKind,
-    Heartbeat,
-    OrderEvent,
-    Pong,
-    ScoreEvent,
-    ServerError,
-    Subscribed,
-    UnknownMessage,
-    Unsubscribed,
-)
-from mmws.mm.models import (
-    Account,
-    Bet,
-    BetStatus,
-    Emergency,
-    MatchedStatus,
-    Order,
-    OrderStatus,
-    Score,
-    SettlementStatus,
-)
-from mmws.mm.protocol import CHANNELS, MMProtocol, MMState
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "CHANNELS",
-    "Account",
-    "AccountEvent",
-    "Bet",
-    "BetEvent",
-    "BetStatus",
-    "Broadcast",
-    "Emergency",
-    "EmergencyEvent",
-    "EventKind",
-    "Heartbeat",
-    "MMProtocol",
-    "MMState",
-    "MatchedStatus",
-    "Order",
-    "OrderEvent",
-    "OrderStatus",
-    "Pong",
-    "Score",
-    "ScoreEvent",
-    "ServerError",
-    "SettlementStatus",
-    "Subscribed",
-    "UnknownMessage",
-    "Unsubscribed",
-]
+from mmws.mm.client import *  # noqa: F403
+from mmws.mm.events import *  # noqa: F403
+from mmws.mm.models import *  # noqa: F403
+from mmws.mm.protocol import *  # noqa: F403
+
+if not TYPE_CHECKING:
+    # Each name is listed once, in the module that defines it. Type checkers read the
+    # star imports above (they cannot follow a computed __all__); at run time this is it.
+    from mmws.mm import client as _client
+    from mmws.mm import events as _events
+    from mmws.mm import models as _models
+    from mmws.mm import protocol as _protocol
+    from mmws.mm.events import ServerError as ServerError  # the event's older name
+
+    __all__ = [
+        *_client.__all__,
+        *_events.__all__,
+        *_models.__all__,
+        *_protocol.__all__,
+    ]

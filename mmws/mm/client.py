@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
 from mmws._client import StreamClient, _Session
 from mmws._delivery import Lane
+from mmws._options import ClientOptions
+from mmws._recorder import Recorder
 from mmws._secret import Secret, SecretSet
 from mmws.errors import AuthenticationError, ConnectionClosed, MmwsError
 from mmws.errors import ServerError as ServerErrorException
-from mmws.lifecycle import Connected
-from mmws.mm.events import EmergencyEvent, Heartbeat, Pong, ScoreEvent, ServerError, Subscribed
+from mmws.lifecycle import Connected, KeepaliveEvent
+from mmws.mm.events import (
+    EmergencyEvent,
+    MMStreamEvent,
+    ScoreEvent,
+    ServerErrorEvent,
+    Subscribed,
+)
 from mmws.mm.protocol import (
     CHANNELS,
     MMProtocol,
@@ -23,14 +33,14 @@ from mmws.mm.protocol import (
     validate_channels,
 )
 
-__all__ = ["DEFAULT_URL", "MMClient"]
+__all__ = ["MMClient"]
 
 DEFAULT_URL: Final = "wss://mmapi.55-tech.com/ws/subscribe"
 
 log = logging.getLogger("mmws.client")
 
 
-class MMClient(StreamClient):
+class MMClient(StreamClient[MMStreamEvent]):
     """A synchronous client of the MM WebSocket.
 
     ::
@@ -61,8 +71,6 @@ class MMClient(StreamClient):
             Connected: Lane.CONTROL,
         }
     )
-    _keepalive_events = (Pong, Heartbeat)
-
     def __init__(
         self,
         api_key: str | Secret,
@@ -78,8 +86,18 @@ class MMClient(StreamClient):
         maxsize: int = 10_000,
         legacy_field_names: bool = False,
         *,
-        on_event: Callable[[Any], object] | None = None,
-        **options: Any,
+        on_event: Callable[[MMStreamEvent], object] | None = None,
+        deliver_keepalive: bool = False,
+        io_timeout: float = 10.0,
+        backoff_reset_after: float = 60.0,
+        record: str | Path | Recorder | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        ca_file: str | None = None,
+        verify_tls: bool = True,
+        proxy_host: str | None = None,
+        proxy_port: int | None = None,
+        proxy_auth: tuple[str, str] | None = None,
+        proxy_type: str = "http",
     ) -> None:
         # Rebound at once: only the redacting type stays in this frame's locals, so a
         # ConfigError raised below shows no key in a traceback rendered with its locals.
@@ -87,19 +105,28 @@ class MMClient(StreamClient):
         self._api_key = api_key
         self._channels_arg = tuple(channels) if not isinstance(channels, str) else channels
         self._legacy_field_names = legacy_field_names
-        super().__init__(
-            url=url,
+        options = ClientOptions(
             ping_interval=ping_interval,
             pong_timeout=pong_timeout,
             heartbeat_timeout=heartbeat_timeout,
             connect_timeout=connect_timeout,
+            io_timeout=io_timeout,
             reconnect=reconnect,
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
+            backoff_reset_after=backoff_reset_after,
             maxsize=maxsize,
-            on_event=on_event,
-            secrets=SecretSet(api_key),
-            **options,
+            deliver_keepalive=deliver_keepalive,
+            ssl_context=ssl_context,
+            ca_file=ca_file,
+            verify_tls=verify_tls,
+            proxy_host=proxy_host,
+            proxy_port=proxy_port,
+            proxy_auth=proxy_auth,
+            proxy_type=proxy_type,
+        )
+        super().__init__(
+            url=url, options=options, on_event=on_event, record=record, secrets=SecretSet(api_key)
         )
 
     def connect(self) -> MMClient:
@@ -136,10 +163,10 @@ class MMClient(StreamClient):
         events: list[Any] = []
         while True:
             for event in self._handshake_read(session, deadline):
-                if isinstance(event, ServerError):
+                if isinstance(event, ServerErrorEvent):
                     # the core always attaches the classified exception
                     raise event.error or ServerErrorException(event.message, event.code)
-                if isinstance(event, self._keepalive_events) and not self._deliver_keepalive:
+                if isinstance(event, KeepaliveEvent) and not self._deliver_keepalive:
                     continue
                 if isinstance(event, Subscribed) and event.missing:
                     log.warning(

@@ -10,11 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar, Union
 
 import attrs
 
 from mmws._frozen import EMPTY, FrozenMap
+from mmws.lifecycle import (
+    Closed,
+    Connected,
+    Disconnected,
+    KeepaliveEvent,
+    MalformedFrame,
+    Overflow,
+    Reconnecting,
+    Stale,
+    UnknownMessage,
+)
+from mmws.lifecycle import UnknownMessage as UnknownMessage  # noqa: F811 - its older path
 from mmws.mm.models import Account, Bet, Emergency, Order, Score
 
 __all__ = [
@@ -24,12 +36,12 @@ __all__ = [
     "EmergencyEvent",
     "EventKind",
     "Heartbeat",
+    "MMStreamEvent",
     "OrderEvent",
     "Pong",
     "ScoreEvent",
-    "ServerError",
+    "ServerErrorEvent",
     "Subscribed",
-    "UnknownMessage",
     "Unsubscribed",
 ]
 
@@ -123,23 +135,23 @@ class Unsubscribed:
 
 
 @attrs.frozen(slots=True)
-class Pong:
+class Pong(KeepaliveEvent):
     """The server answered our ping. ``rtt`` is in seconds when a ping was outstanding."""
 
     rtt: float | None = None
 
 
 @attrs.frozen(slots=True)
-class Heartbeat:
+class Heartbeat(KeepaliveEvent):
     """The server's periodic heartbeat (every 60 s by the docs)."""
 
 
 @attrs.frozen(slots=True)
-class ServerError:
+class ServerErrorEvent:
     """An error frame from the server, as an event (the exception is ``error``).
 
-    Exported at the top level as ``mmws.ServerErrorEvent`` because ``mmws.ServerError`` is
-    the exception class.
+    Named apart from the exception ``mmws.ServerError``; ``mmws.mm.events.ServerError`` is
+    kept as an alias of this class for older imports.
     """
 
     message: str
@@ -147,12 +159,27 @@ class ServerError:
     error: Exception | None = attrs.field(default=None, eq=False)
 
 
-@attrs.frozen(slots=True)
-class UnknownMessage:
-    """A well-formed frame we do not know (a new ``type``, or a broadcast on a new channel)."""
+ServerError = ServerErrorEvent  # the name this event had before; kept for older imports
 
-    raw: Mapping[str, Any]
-
-    @property
-    def type(self) -> Any:
-        return self.raw.get("type")
+MMStreamEvent: TypeAlias = Union[  # noqa: UP007 - a runtime alias, readable in the docs
+    OrderEvent,
+    BetEvent,
+    AccountEvent,
+    ScoreEvent,
+    EmergencyEvent,
+    Subscribed,
+    Unsubscribed,
+    Pong,
+    Heartbeat,
+    ServerErrorEvent,
+    UnknownMessage,
+    Connected,
+    Disconnected,
+    Reconnecting,
+    Stale,
+    Overflow,
+    MalformedFrame,
+    Closed,
+]
+"""Every event ``MMClient`` can deliver: what ``get()``, iteration and ``on_event`` carry.
+Narrow it with ``isinstance``; a misspelt attribute is then a type error."""

@@ -39,6 +39,7 @@ from mmws.errors import (
     RemoteProtocolError,
 )
 from mmws.errors import ServerError as ServerErrorException
+from mmws.lifecycle import UnknownMessage
 from mmws.mm.events import (
     AccountEvent,
     BetEvent,
@@ -49,21 +50,13 @@ from mmws.mm.events import (
     OrderEvent,
     Pong,
     ScoreEvent,
-    ServerError,
+    ServerErrorEvent,
     Subscribed,
-    UnknownMessage,
     Unsubscribed,
 )
 from mmws.mm.models import Account, Bet, Emergency, Order, Score
 
-__all__ = [
-    "CHANNELS",
-    "MMProtocol",
-    "MMState",
-    "classify_error",
-    "validate_api_key",
-    "validate_channels",
-]
+__all__ = ["CHANNELS", "MMProtocol", "MMState"]
 
 CHANNELS: Final = ("orders", "bets", "accounts", "scores", "emergency")
 
@@ -326,4 +319,4 @@ class MMProtocol:
         error = classify_error(text, code)
         if self.state is MMState.SUBSCRIBING:
             self.state = MMState.FAILED
-        self._events.append(ServerError(text, code, error))
+        self._events.append(ServerErrorEvent(text, code, error))
