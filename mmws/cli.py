@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import math
 import os
@@ -33,13 +32,9 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from datetime import datetime, timezone
-from enum import Enum
 from typing import Any, NoReturn, TextIO
-
-import attrs
 
 from mmws._client import StreamClient
 from mmws._secret import redact
@@ -53,43 +48,16 @@ from mmws.errors import (
 )
 from mmws.feed.client import FeedClient
 from mmws.feed.events import (
-    BatchUpdate,
-    FeedError,
     FeedEvent,
-    FeedPong,
-    FeedSubscribed,
-    FeedUnsubscribed,
-    MatchEvent,
-    Odds,
-    OddsRealtimeUpdate,
-    OddsUpdate,
-    StatPair,
-    StatsRealtimeUpdate,
-    StatsUpdate,
 )
+from mmws.format import _BLANK_TIME, _DIM, _paint, event_to_json, format_event
 from mmws.lifecycle import (
     Closed,
     Connected,
-    Disconnected,
-    MalformedFrame,
-    Overflow,
-    Reconnecting,
-    Stale,
-    UnknownMessage,
 )
 from mmws.mm.client import DEFAULT_URL, MMClient
 from mmws.mm.events import (
-    AccountEvent,
-    BetEvent,
     Broadcast,
-    EmergencyEvent,
-    Heartbeat,
-    OrderEvent,
-    Pong,
-    ScoreEvent,
-    ServerErrorEvent,
-    Subscribed,
-    Unsubscribed,
 )
 from mmws.mm.protocol import CHANNELS
 from mmws.record import replay
@@ -101,294 +69,6 @@ KEY_ENV = "MMWS_API_KEY"
 _EXIT_ERROR = 1
 _EXIT_USAGE = 2
 _EXIT_INTERRUPTED = 130
-
-# -- formatting: one event, one line ------------------------------------------------------
-
-_RESET = "\033[0m"
-_DIM = "2"
-_LIFECYCLE = "33"  # yellow
-_ALERT = "1;31"  # bold red
-_CHANNEL_COLORS: Mapping[str, str] = {
-    "orders": "36",
-    "bets": "35",
-    "accounts": "34",
-    "scores": "32",
-    "emergency": "1;31",
-}
-_FEED_COLOR = "33"
-_BLANK_TIME = " " * 12
-
-
-def _paint(text: str, sgr: str, color: bool) -> str:
-    return f"\033[{sgr}m{text}{_RESET}" if color else text
-
-
-def _num(value: Any) -> str:
-    """``100.0`` stays ``100.0`` and ``0.45`` stays ``0.45``: the wire's own spelling."""
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def _text(value: Any) -> str:
-    return "?" if value is None else str(value)
-
-
-def _changed(event: Broadcast[Any], name: str, current: Any) -> str:
-    """``OLD->NEW`` when the broadcast's ``old`` names the field, else the current value."""
-    if name in event.old:
-        return f"{_text(event.old[name])}->{_text(current)}"
-    return _text(current)
-
-
-def _short(value: str, keep: int = 6) -> str:
-    """``0x1234567890abcdef`` -> ``0x1234..cdef``: wallet addresses are long."""
-    return value if len(value) <= keep + 6 else f"{value[:keep]}..{value[-4:]}"
-
-
-def _order(event: OrderEvent) -> list[str]:
-    order = event.payload
-    parts = [f"#{order.order_id}"]
-    if order.order_status is not None or "order_status" in event.old:
-        parts.append(_changed(event, "order_status", order.order_status))
-    if "matched_status" in event.old and "order_status" not in event.old:
-        parts.append(_changed(event, "matched_status", order.matched_status))
-    matched, stake = order.matched_stake, order.order_stake
-    if matched and stake and matched < stake:
-        amount = f"{_num(matched)}/{_num(stake)}"
-    elif matched:
-        amount = _num(matched)
-    else:
-        amount = "" if stake is None else _num(stake)
-    if amount or order.order_cents is not None:
-        parts.append(amount + ("" if order.order_cents is None else f"@{_num(order.order_cents)}"))
-    if order.exchange:
-        parts.append(order.exchange)
-    return parts
-
-
-def _bet(event: BetEvent) -> list[str]:
-    bet = event.payload
-    parts = [f"#{bet.bet_id}"]
-    if bet.order_id is not None:
-        parts.append(f"order #{bet.order_id}")
-    if bet.bet_status is not None or "bet_status" in event.old:
-        parts.append(_changed(event, "bet_status", bet.bet_status))
-    if "settlement_status" in event.old:
-        parts.append(_changed(event, "settlement_status", bet.settlement_status))
-    if bet.placed_stake is not None:
-        price = "" if bet.placed_price is None else f"@{_num(bet.placed_price)}"
-        parts.append(_num(bet.placed_stake) + price)
-    if bet.bookmaker:
-        parts.append(bet.bookmaker)
-    return parts
-
-
-def _account(event: AccountEvent) -> list[str]:
-    account = event.payload
-    parts = [account.exchange or "?", _short(account.username or "?")]
-    if account.balance is not None or "balance" in event.old:
-        parts.append("balance " + _changed(event, "balance", account.balance))
-    if "active" in event.old or account.active is False:
-        parts.append("active " + _changed(event, "active", account.active))
-    return parts
-
-
-def _score(event: ScoreEvent) -> list[str]:
-    score = event.payload
-    parts = [score.fixture_id]
-    scores = score.scores or {}
-    if "home" in scores or "away" in scores:
-        parts.append(f"{_text(scores.get('home'))}-{_text(scores.get('away'))}")
-    if score.current_minute is not None:
-        parts.append(f"{score.current_minute}'")
-    if score.current_period:
-        parts.append(score.current_period)
-    return parts
-
-
-def _emergency(event: EmergencyEvent) -> list[str]:
-    flag = event.payload.emergency
-    parts = ["?" if flag is None else ("ON" if flag else "OFF")]
-    if event.payload.reason:
-        parts.append(event.payload.reason)
-    return parts
-
-
-_MM_DETAILS: Mapping[type, Callable[[Any], list[str]]] = {
-    OrderEvent: _order,
-    BetEvent: _bet,
-    AccountEvent: _account,
-    ScoreEvent: _score,
-    EmergencyEvent: _emergency,
-}
-
-
-def _pairs(items: Mapping[str, Any], limit: int = 3) -> list[str]:
-    shown = [f"{key} {value}" for key, value in list(items.items())[:limit]]
-    if len(items) > limit:
-        shown.append(f"+{len(items) - limit} more")
-    return shown
-
-
-def _feed(event: FeedEvent) -> list[str]:
-    parts = [event.channel, event.event_type]
-    if event.match_id:
-        parts.append(f"match {event.match_id}")
-    elif event.league_id:
-        parts.append(f"league {event.league_id}")
-    data = event.data
-    if isinstance(event, MatchEvent) and event.event_type == "match_start":
-        home, away = data.get("teamA"), data.get("teamB")
-        if isinstance(home, Mapping) and isinstance(away, Mapping):
-            parts.append(f"{home.get('name', '?')} v {away.get('name', '?')}")
-    elif isinstance(event, StatsRealtimeUpdate | OddsRealtimeUpdate):
-        values = event.stats if isinstance(event, StatsRealtimeUpdate) else event.odds
-        parts.extend(_pairs({k: _raw(v) for k, v in values.items()}))
-    elif isinstance(event, BatchUpdate):
-        matches = data.get("matches")
-        if isinstance(matches, tuple | list):
-            parts.append(f"{len(matches)} matches")
-    elif isinstance(event, OddsUpdate):
-        if "live1x2" in data:
-            parts.append(f"1x2 {data['live1x2']}")
-    else:
-        if data.get("timer") is not None:
-            parts.append(f"{data['timer']}'")
-        if data.get("score") is not None:
-            parts.append(str(data["score"]))
-        if isinstance(event, StatsUpdate) and data.get("possession") is not None:
-            parts.append(f"possession {data['possession']}")
-    return parts
-
-
-def _raw(value: Any) -> str:
-    """A parsed stat or odds value back in its wire form (``55;45``, ``1.9;1.9|2.5``)."""
-    if isinstance(value, Odds):
-        text = ";".join(_num(p) for p in value.prices)
-        return text if value.line is None else f"{text}|{_num(value.line)}"
-    if isinstance(value, StatPair):
-        return f"{value.team_a:g};{value.team_b:g}"
-    return str(value)
-
-
-def _lifecycle(event: Any) -> tuple[str, bool] | None:
-    """The text of a lifecycle or control event and whether it is an alert, else None."""
-    if isinstance(event, Connected):
-        again = f" (attempt {event.attempt})" if event.attempt else ""
-        return f"connected {event.url}{again}", False
-    if isinstance(event, Subscribed):
-        channels = ",".join(map(str, event.channels))  # whatever the server sent
-        return f"subscribed #{_text(event.subscription_id)} {channels}", False
-    if isinstance(event, FeedSubscribed):
-        return f"subscribed {event.topic}", False
-    if isinstance(event, FeedUnsubscribed):
-        return f"unsubscribed {event.topic}", False
-    if isinstance(event, Unsubscribed):
-        return "unsubscribed", False
-    if isinstance(event, Disconnected):
-        then = "reconnecting" if event.will_reconnect else "not reconnecting"
-        return f"disconnected: {event.reason}; {then}", not event.will_reconnect
-    if isinstance(event, Reconnecting):
-        return f"reconnecting: attempt {event.attempt} in {event.delay:.2f} s", False
-    if isinstance(event, Stale):
-        return f"stale: server silent for {event.silent_for:.1f} s; replacing the connection", True
-    if isinstance(event, Overflow):
-        return f"overflow: {event.dropped} older {event.channel} events coalesced away", True
-    if isinstance(event, MalformedFrame):
-        return f"malformed frame skipped: {event.error}", True
-    if isinstance(event, Closed):
-        if event.error is not None:
-            return f"closed: {event.error}", True
-        return "closed", False
-    if isinstance(event, ServerErrorEvent | FeedError):
-        code = f" {event.code}" if event.code else ""
-        return f"server error{code}: {event.message}", True
-    if isinstance(event, Pong | FeedPong):
-        rtt = "" if event.rtt is None else f" rtt {event.rtt * 1000:.1f} ms"
-        return f"pong{rtt}", False
-    if isinstance(event, Heartbeat):
-        return "heartbeat", False
-    if isinstance(event, UnknownMessage):
-        return f"unknown message type {event.type!r}", True
-    return None
-
-
-def format_event(event: Any, at: float | None = None, *, color: bool = False) -> str:
-    """One event as one readable line, for example::
-
-        10:30:05.123 orders UPDATE #123 PLACED->FILLED 100.0@0.45 polymarket
-        10:30:05.124 -- subscribed #1 orders,bets
-
-    ``at`` (seconds since the epoch) adds the local time of day in front; without it the
-    line starts with the channel. Data lines name the channel first; lifecycle and control
-    events start with ``--`` (``!!`` for the ones that need attention). ``color=True`` adds
-    ANSI colours. Any event type gives a line, unknown ones their ``repr``.
-    """
-    head = ""
-    if at is not None:
-        clock = datetime.fromtimestamp(at).strftime("%H:%M:%S.%f")[:-3]
-        head = _paint(clock, _DIM, color) + " "
-    details = _MM_DETAILS.get(type(event))
-    if details is not None:
-        channel = event.channel
-        body = f"{event.event} " + " ".join(details(event))
-        return f"{head}{_paint(channel, _CHANNEL_COLORS.get(channel, ''), color)} {body}"
-    if isinstance(event, FeedEvent):
-        channel, *rest = _feed(event)
-        return f"{head}{_paint(channel, _FEED_COLOR, color)} {' '.join(rest)}"
-    described = _lifecycle(event)
-    if described is None:
-        return f"{head}-- {event!r}"
-    text, alert = described
-    if alert:
-        return head + _paint(f"!! {text}", _ALERT, color)
-    return head + _paint(f"-- {text}", _LIFECYCLE, color)
-
-
-def _jsonable(value: Any) -> Any:
-    if attrs.has(type(value)):
-        out: dict[str, Any] = {}
-        for field in attrs.fields(type(value)):
-            if field.name == "received_at" or (field.name == "raw" and not field.repr):
-                continue
-            item = getattr(value, field.name)
-            if item is None or (field.name == "extra" and not item):
-                continue
-            out[field.name] = _jsonable(item)
-        return out
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, BaseException):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)  # "nan", "inf": JSON has no literal for them
-    return value
-
-
-def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
-def event_to_json(event: Any, at: float | None = None) -> str:
-    """One event as one line of JSON: ``type`` (the class name), ``time`` (ISO UTC, when
-    ``at`` is given), ``channel`` for data events, then the event's fields. Fields that are
-    ``None`` are left out, datetimes are ISO strings, enums their wire values."""
-    out: dict[str, Any] = {"type": type(event).__name__}
-    if at is not None:
-        out["time"] = _iso(at)
-    channel = getattr(event, "channel", None)
-    if isinstance(channel, str):
-        out["channel"] = channel
-    body = _jsonable(event)
-    if isinstance(body, dict):
-        out.update(body)
-    return json.dumps(out, ensure_ascii=False, allow_nan=False)
-
 
 # -- output, counting and the summary -----------------------------------------------------
 
