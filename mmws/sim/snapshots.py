@@ -1,0 +1,107 @@
+"""What the simulator shows of itself: received messages, connections, counters, bursts."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import attrs
+
+logger = logging.getLogger("mmws.sim")
+
+__all__ = ["BurstResult", "ConnectionInfo", "ReceivedMessage", "SimStats"]
+
+
+@attrs.frozen
+class ReceivedMessage:
+    """One message a client sent: ``data`` (``str``; ``bytes`` for a binary frame) and when it
+    was read (``time.monotonic()``).
+
+    ``size`` is the message's length (characters, or bytes for a binary frame). A message
+    longer than the simulator's ``max_recorded_size`` is not kept whole: ``data`` then holds
+    only its first 256 characters (bytes) and ``truncated`` is True.
+    """
+
+    connection_id: int
+    data: str | bytes
+    at: float
+    size: int = attrs.field()
+    truncated: bool = False
+
+    @size.default
+    def _size(self) -> int:
+        return len(self.data)
+
+    @property
+    def json(self) -> Any:
+        """The message decoded as JSON (raises ``ValueError`` if it is not JSON)."""
+        return json.loads(self.data)
+
+
+@attrs.frozen
+class ConnectionInfo:
+    """A snapshot of one connection (open or closed). ``endpoint`` is ``"mm"`` or ``"feed"``.
+
+    MM fields: ``api_key``, ``client``, ``subscribed``, ``subscription_id``, ``channels``.
+    Feed fields: ``token``, ``topics`` (topic keys), ``command_times`` (arrival of the
+    commands, ``time.monotonic()``; the last ``max_recorded_messages``), ``rate_limited``
+    (commands refused by the rate limit).
+
+    ``received`` holds the last ``max_recorded_messages`` messages of the connection (see
+    :class:`ReceivedMessage` for long ones).
+    """
+
+    id: int
+    endpoint: str
+    path: str
+    opened_at: float
+    closed_at: float | None
+    close_code: int | None
+    frames_sent: int
+    received: tuple[ReceivedMessage, ...]
+    api_key: str | None = None
+    client: str | None = None
+    subscribed: bool = False
+    subscription_id: int | None = None
+    channels: tuple[str, ...] = ()
+    token: str | None = None
+    topics: tuple[str, ...] = ()
+    command_times: tuple[float, ...] = ()
+    rate_limited: int = 0
+
+    @property
+    def open(self) -> bool:
+        return self.closed_at is None
+
+
+@attrs.frozen
+class SimStats:
+    """Counters since the simulator started.
+
+    A connection is opened (and active) from the moment its WebSocket upgrade is accepted,
+    before the 101 response goes out, and active until its server side has finished, which
+    can be a moment after a cut or close."""
+
+    connections_opened: int
+    connections_active: int
+    frames_sent: int
+    commands_received: int
+    handshakes_rejected: int
+    http_responses: int
+    restarts: int
+    listening: bool
+
+
+@attrs.frozen
+class BurstResult:
+    """The last :meth:`Simulator.burst`: frames written (all connections), the connections,
+    and ``time.monotonic()`` at the first and after the last write. With ``rate``, frame ``i``
+    (``orderId`` i, from 1) was due at ``started_at + (i - 1) / rate``."""
+
+    frames: int
+    connections: int
+    started_at: float
+    finished_at: float
+    rate: float | None
+
