@@ -7,7 +7,7 @@ Start with :class:`MMClient` (market making) or :class:`FeedClient` (the match f
 import logging as _logging
 from typing import TYPE_CHECKING
 
-from mmws._client import Health as Health
+from mmws._session import Health as Health
 from mmws._version import __version__ as __version__
 from mmws.errors import *  # noqa: F403
 from mmws.feed import *  # noqa: F403

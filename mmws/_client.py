@@ -27,14 +27,10 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Generic, Protocol, TypeVar
-
-import attrs
+from typing import Any, Generic, TypeVar
 
 from mmws._backoff import Backoff, Decision, classify
 from mmws._delivery import EventQueue, Lane
@@ -42,6 +38,15 @@ from mmws._keepalive import Keepalive
 from mmws._options import ClientOptions
 from mmws._recorder import Recorder
 from mmws._secret import Secret, SecretSet, SecretURL, query_secrets
+from mmws._session import (
+    ClientState,
+    Health,
+    ProtocolCore,
+    Session,
+    check_transition,
+    url_problem,
+    wall,
+)
 from mmws._transport import MAX_RETRY_AFTER, Deadline, Transport
 from mmws.errors import (
     ClientClosed,
@@ -72,69 +77,9 @@ C = TypeVar("C", bound="StreamClient[Any]")
 E = TypeVar("E")
 
 
-class ProtocolCore(Protocol):
-    """What the machinery needs of a Sans-I/O protocol core."""
-
-    keepalive: Keepalive
-
-    def start(self, now: float) -> None: ...
-    def receive_text(self, text: str | bytes, now: float) -> None: ...
-    def events_received(self) -> list[Any]: ...
-    def data_to_send(self) -> Sequence[str | Secret]: ...
-    def ping(self, now: float) -> None: ...
-    def connection_lost(self) -> None: ...
-
-
-@attrs.frozen(slots=True)
-class Health:
-    """An immutable snapshot of a client, safe to log: no secret is in it.
-
-    ``subscriptions`` is what the server confirmed on the current connection (MM channels,
-    feed topics); empty while disconnected. ``url`` is the URL actually connected, redacted.
-    """
-
-    state: str
-    url: str
-    connected_since: datetime | None
-    last_message_at: datetime | None
-    reconnects: int
-    queue_depth: int
-    dropped: Mapping[str, int]
-    last_rtt: float | None
-    last_error: str | None
-    clock_offset: float | None = None
-    subscriptions: tuple[str, ...] = ()
-
-
-class _Session:
-    """One open connection and its protocol core."""
-
-    __slots__ = ("dead", "opened_at", "outbox", "protocol", "transport")
-
-    def __init__(self, transport: Transport, protocol: ProtocolCore, opened_at: float) -> None:
-        self.transport = transport
-        self.protocol = protocol
-        self.opened_at = opened_at
-        self.dead: MmwsError | None = None
-        # texts for the writer thread: (text, is_ping)
-        self.outbox: deque[tuple[str | Secret, bool]] = deque()
-
-
-def _url_problem(url: Any, secrets: SecretSet) -> str | None:
-    """Why ``url`` is not a WebSocket URL (shown redacted), or ``None``."""
-    if url is None:
-        return None
-    plain = url.reveal() if isinstance(url, SecretURL) else url
-    if isinstance(plain, str) and plain.startswith(("ws://", "wss://")):
-        return None
-    shown = secrets.redact(plain) if isinstance(plain, str) else type(plain).__name__
-    return f"url must start with ws:// or wss://, got {shown!r}"
-
-
-def _wall(mono: float | None) -> datetime | None:
-    if mono is None:
-        return None
-    return datetime.fromtimestamp(time.time() - (time.monotonic() - mono), tz=timezone.utc)
+def _coalesce_key(event: Any) -> Hashable:
+    """What a coalescing event replaces: the queued one with the same key (the event says)."""
+    return event.coalesce_key  # type: ignore[no-any-return]
 
 
 class StreamClient(Generic[E]):
@@ -158,7 +103,7 @@ class StreamClient(Generic[E]):
         secret_set = secrets if isinstance(secrets, SecretSet) else SecretSet(*secrets)
         if isinstance(url, str):
             url = SecretURL(url)  # no plain token in this frame's locals (see _url_problem)
-        problem = _url_problem(url, secret_set)
+        problem = url_problem(url, secret_set)
         if problem is not None:
             raise ConfigError(problem)
         if on_event is not None and not callable(on_event):
@@ -187,15 +132,15 @@ class StreamClient(Generic[E]):
         deliver_keepalive = options.deliver_keepalive
         self._deliver_keepalive = deliver_keepalive
         self._on_event = on_event
-        self._queue = EventQueue(maxsize, self._lanes, self._coalesce_key)
+        self._queue = EventQueue(maxsize, self._lanes, _coalesce_key)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._writer_wake = threading.Condition(self._lock)
         self._stop = threading.Event()
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._abort_opening: Callable[[], None] | None = None  # a connection being opened
         self._threads: list[threading.Thread] = []
-        self._state = "idle"
+        self._state = ClientState.IDLE
         self._closing = False
         self._finished = False
         self._connected_since: float | None = None
@@ -228,14 +173,14 @@ class StreamClient(Generic[E]):
                 raise ClientClosed("this client was closed; create a new one")
             if self._threads:
                 return self
-            if self._state == "connecting":
+            if self._state is ClientState.CONNECTING:
                 raise LocalProtocolError("connect() is already running in another thread")
-            self._state = "connecting"
+            self._enter(ClientState.CONNECTING)
         try:
             session, events = self._open_session(0)
         except BaseException as exc:
             with self._lock:
-                self._state = "idle"
+                self._enter(ClientState.IDLE)
                 self._last_error = str(exc)
             raise
         with self._lock:
@@ -283,17 +228,19 @@ class StreamClient(Generic[E]):
         """A snapshot of the connection: state, times, counters, queue depth, last error."""
         with self._lock:
             return Health(
-                state=self._state,
+                state=self._state.value,
                 url=self._secrets.redact(self._url),
-                connected_since=_wall(self._connected_since),
-                last_message_at=_wall(self._last_message),
+                connected_since=wall(self._connected_since),
+                last_message_at=wall(self._last_message),
                 reconnects=self._reconnects,
                 queue_depth=self._queue.qsize(),
                 dropped=self._queue.dropped_counts(),
                 last_rtt=self._last_rtt,
                 last_error=self._last_error,
                 clock_offset=self._clock_offset,
-                subscriptions=self._subscription_names(),
+                subscriptions=(
+                    self._session.protocol.subscriptions if self._session is not None else ()
+                ),
             )
 
     def close(self, timeout: float = 5.0) -> None:
@@ -306,7 +253,9 @@ class StreamClient(Generic[E]):
             first = not self._closing
             self._closing = True
             session = self._session
-            goodbye = self._goodbye(session) if first and session and not session.dead else []
+            goodbye = (
+                session.protocol.goodbye() if first and session and not session.dead else []
+            )
             abort_opening = self._abort_opening
             self._wake.notify_all()
             self._writer_wake.notify_all()
@@ -353,7 +302,13 @@ class StreamClient(Generic[E]):
         secrets = getattr(self, "_secrets", None)
         url = getattr(self, "_url", "")
         shown = secrets.redact(url) if secrets is not None else "?"
-        return f"<{type(self).__name__} url={shown!r} state={getattr(self, '_state', 'new')}>"
+        state = getattr(self, "_state", None)
+        shown_state = state.value if isinstance(state, ClientState) else "new"
+        return f"<{type(self).__name__} url={shown!r} state={shown_state}>"
+
+    def _enter(self, state: ClientState) -> None:
+        """(lock held) Move to ``state``, through the transition table only."""
+        self._state = check_transition(self._state, state)
 
     # -- hooks for subclasses ---------------------------------------------------------------
 
@@ -364,21 +319,10 @@ class StreamClient(Generic[E]):
         """The URL for the next connection attempt (the feed asks its token provider)."""
         return self._url
 
-    def _handshake(self, session: _Session, deadline: float) -> list[Any]:
+    def _handshake(self, session: Session, deadline: float) -> list[Any]:
         """Subscribe on a fresh connection and wait for the confirmation; return the events
         to deliver. Raise an ``MmwsError`` to fail the attempt."""
         raise NotImplementedError
-
-    def _goodbye(self, session: _Session) -> list[str]:
-        """Texts to send before closing (called under the lock)."""
-        return []
-
-    def _handshake_closed(self, error: ConnectionClosed) -> MmwsError:
-        """What a close during the handshake means (MM: 1008 means the key was refused)."""
-        return error
-
-    def _subscription_names(self) -> tuple[str, ...]:
-        return ()
 
     def _ping_delay(self, now: float) -> float:
         """Seconds a due ping must wait (the feed's command rate limit); 0 to send now.
@@ -396,10 +340,6 @@ class StreamClient(Generic[E]):
         """Periodic work on the keepalive thread, outside the lock (the feed renews its
         token here). Must not raise."""
 
-    @staticmethod
-    def _coalesce_key(event: Any) -> Hashable:
-        return id(event)
-
     # -- private: connections --------------------------------------------------------------
 
     def _keepalive_for_new_protocol(self) -> Keepalive:
@@ -414,7 +354,7 @@ class StreamClient(Generic[E]):
         if closing and abort is not None:
             abort()
 
-    def _open_session(self, attempt: int) -> tuple[_Session, list[Any]]:
+    def _open_session(self, attempt: int) -> tuple[Session, list[Any]]:
         """One connection attempt, bounded as a whole by ``connect_timeout``."""
         deadline = Deadline(self._connect_timeout)
         try:
@@ -443,14 +383,14 @@ class StreamClient(Generic[E]):
 
     def _start_session(
         self, transport: Transport, attempt: int, deadline: float
-    ) -> tuple[_Session, list[Any]]:
+    ) -> tuple[Session, list[Any]]:
         if self._recorder is not None:
             self._recorder.add_secrets(*self._secrets.reveal())
             self._recorder.connected(transport.url)
         protocol = self._new_protocol()
         now = time.monotonic()
         protocol.start(now)
-        session = _Session(transport, protocol, now)
+        session = Session(transport, protocol, now)
         try:
             events = self._handshake(session, deadline)
         except BaseException:
@@ -461,7 +401,7 @@ class StreamClient(Generic[E]):
         return session, [Connected(transport.url, attempt), *events]
 
     def _handshake_read(
-        self, session: _Session, deadline: float, wait_until: float | None = None
+        self, session: Session, deadline: float, wait_until: float | None = None
     ) -> list[Any]:
         """Read one frame during the handshake, within ``deadline``; return its events.
 
@@ -480,22 +420,23 @@ class StreamClient(Generic[E]):
                 return []
             raise self._no_confirmation(session) from None
         except ConnectionClosed as exc:
-            raise self._handshake_closed(exc) from None
+            meaning = session.protocol.close_error(exc.code, exc.reason)
+            raise (meaning if isinstance(meaning, MmwsError) else exc) from None
         return self._decode(session, data, time.monotonic())
 
-    def _no_confirmation(self, session: _Session) -> ConnectTimeout:
+    def _no_confirmation(self, session: Session) -> ConnectTimeout:
         return ConnectTimeout(
             f"no confirmation from {session.transport.url} within "
             f"connect_timeout={self._connect_timeout:g} s"
         )
 
-    def _send(self, session: _Session) -> None:
+    def _send(self, session: Session) -> None:
         with self._lock:
             texts = session.protocol.data_to_send()
         for text in texts:
             session.transport.send(text)
 
-    def _decode(self, session: _Session, data: bytes | str, now: float) -> list[Any]:
+    def _decode(self, session: Session, data: bytes | str, now: float) -> list[Any]:
         if self._secrets:
             # A server that echoes the key (or token) in an error text must not put it into
             # an event, an exception, health().last_error, a log line or a recording.
@@ -511,10 +452,10 @@ class StreamClient(Generic[E]):
                 return events
             return session.protocol.events_received()
 
-    def _install(self, session: _Session) -> None:
+    def _install(self, session: Session) -> None:
         """Make ``session`` current (the lock is held)."""
         self._session = session
-        self._state = "connected"
+        self._enter(ClientState.CONNECTED)
         self._connected_since = session.opened_at
         self._last_message = session.opened_at
         self._wake.notify_all()
@@ -547,7 +488,7 @@ class StreamClient(Generic[E]):
                 return
             self._finished = True
             self._closing = True
-            self._state = "closed"
+            self._enter(ClientState.CLOSED)
             if error is not None:
                 self._last_error = str(error)
             self._wake.notify_all()
@@ -563,7 +504,7 @@ class StreamClient(Generic[E]):
     # -- private: the reader thread ---------------------------------------------------------
 
     def _run_reader(self) -> None:
-        session: _Session | None = self._session
+        session: Session | None = self._session
         while session is not None:
             error = self._read_loop(session)
             session.transport.close(timeout=0.1)
@@ -576,7 +517,7 @@ class StreamClient(Generic[E]):
                     error = session.dead
                 decision = classify(error)
                 will_reconnect = self._reconnect and decision is not Decision.FATAL
-                self._state = "reconnecting" if will_reconnect else "closed"
+                self._enter(ClientState.RECONNECTING if will_reconnect else ClientState.CLOSED)
                 self._last_error = str(error)
             if time.monotonic() - session.opened_at >= self._backoff_reset_after:
                 self._backoff.reset()
@@ -587,7 +528,7 @@ class StreamClient(Generic[E]):
                 return
             session = self._reconnect_loop(decision, error)
 
-    def _read_loop(self, session: _Session) -> MmwsError:
+    def _read_loop(self, session: Session) -> MmwsError:
         """Read until the connection ends; return why it ended."""
         recv = session.transport.recv
         frame_ready = session.transport.frame_ready
@@ -630,7 +571,7 @@ class StreamClient(Generic[E]):
         if rtt is not None:
             self._last_rtt = rtt
 
-    def _reconnect_loop(self, decision: Decision, error: MmwsError) -> _Session | None:
+    def _reconnect_loop(self, decision: Decision, error: MmwsError) -> Session | None:
         while not self._stop.is_set():
             delay = self._backoff.next_delay(decision)
             wait = getattr(error, "retry_after", None)

@@ -11,12 +11,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from mmws._client import StreamClient, _Session
+from mmws._client import StreamClient
 from mmws._delivery import Lane
 from mmws._options import ClientOptions
 from mmws._ratelimit import SlidingWindow
 from mmws._recorder import Recorder
 from mmws._secret import SecretURL
+from mmws._session import Session
 from mmws.errors import (
     ClientClosed,
     ConfigError,
@@ -270,7 +271,7 @@ class FeedClient(StreamClient[FeedStreamEvent]):
         self._url = url
         return None
 
-    def _handshake(self, session: _Session, deadline: float) -> list[Any]:
+    def _handshake(self, session: Session, deadline: float) -> list[Any]:
         protocol = session.protocol
         assert isinstance(protocol, FeedProtocol)
         with self._lock:
@@ -313,7 +314,7 @@ class FeedClient(StreamClient[FeedStreamEvent]):
             )
         return events
 
-    def _decode(self, session: _Session, data: bytes | str, now: float) -> list[Any]:
+    def _decode(self, session: Session, data: bytes | str, now: float) -> list[Any]:
         protocol = session.protocol
         assert isinstance(protocol, FeedProtocol)
         before = protocol.pending
@@ -367,12 +368,6 @@ class FeedClient(StreamClient[FeedStreamEvent]):
             self._maintain_not_before = time.monotonic() + 5.0
             self._last_error = str(exc)
             log.warning("feed token renewal failed: %s", exc)
-
-    def _subscription_names(self) -> tuple[str, ...]:
-        """(lock held) The topics the server confirmed on the current connection."""
-        session = self._session
-        protocol = session.protocol if session is not None else None
-        return tuple(protocol.active) if isinstance(protocol, FeedProtocol) else ()
 
     # -- private ----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import re
 from collections import deque
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any, Final, Literal
 
 import attrs
@@ -49,7 +50,7 @@ from mmws.feed.events import (
 )
 from mmws.lifecycle import UnknownMessage
 
-__all__ = ["FEED_CHANNELS", "FeedProtocol"]
+__all__ = ["FEED_CHANNELS", "FeedProtocol", "FeedState"]
 
 FEED_CHANNELS: Final = (
     "MAIN",
@@ -136,6 +137,17 @@ def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
+class FeedState(str, Enum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+
+
+_FEED_TRANSITIONS: Final[dict[tuple[FeedState, str], FeedState]] = {
+    (FeedState.OPEN, "connection_lost"): FeedState.CLOSED,
+    (FeedState.CLOSED, "connection_lost"): FeedState.CLOSED,
+}
+
+
 class FeedProtocol:
     """The feed protocol for one connection. Not thread-safe: one lock outside."""
 
@@ -144,7 +156,7 @@ class FeedProtocol:
             raise ConfigError(f"scope_style must be 'seed' or 'split', got {scope_style!r}")
         self.scope_style = scope_style
         self.keepalive = keepalive if keepalive is not None else Keepalive()
-        self.closed = False
+        self.state = FeedState.OPEN
         self.active: dict[str, tuple[str, str]] = {}
         self._pending: deque[Request] = deque()
         self._outgoing: list[str] = []
@@ -169,13 +181,30 @@ class FeedProtocol:
         self._outgoing.append('{"action": "ping"}')
         self.keepalive.ping_sent(now)
 
+    @property
+    def closed(self) -> bool:
+        return self.state is FeedState.CLOSED
+
     def connection_lost(self) -> None:
         """Fail every pending request: its reply will never come on this connection."""
-        self.closed = True
+        self.state = _FEED_TRANSITIONS[(self.state, "connection_lost")]
         while self._pending:
             request = self._pending.popleft()
             request.done = request.lost = True
             request.error = SubscriptionError("the connection closed before the reply", None)
+
+    @property
+    def subscriptions(self) -> tuple[str, ...]:
+        """The topics the server confirmed on this connection."""
+        return tuple(self.active)
+
+    def goodbye(self) -> list[str]:
+        """What to send before closing: nothing (the server forgets a closed connection)."""
+        return []
+
+    def close_error(self, code: int, reason: str) -> Exception | None:
+        """The feed's closes during the handshake are ordinary closes (retryable)."""
+        return None
 
     @property
     def pending(self) -> int:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from mmws._client import StreamClient, _Session
+from mmws._client import StreamClient
 from mmws._delivery import Lane
 from mmws._options import ClientOptions
 from mmws._recorder import Recorder
 from mmws._secret import Secret, SecretSet
-from mmws.errors import AuthenticationError, ConnectionClosed, MmwsError
+from mmws._session import Session
 from mmws.errors import ServerError as ServerErrorException
 from mmws.lifecycle import Connected, KeepaliveEvent
 from mmws.mm.events import (
@@ -28,7 +28,6 @@ from mmws.mm.protocol import (
     CHANNELS,
     MMProtocol,
     MMState,
-    classify_error,
     validate_api_key,
     validate_channels,
 )
@@ -154,7 +153,7 @@ class MMClient(StreamClient[MMStreamEvent]):
             keepalive=self._keepalive_for_new_protocol(),
         )
 
-    def _handshake(self, session: _Session, deadline: float) -> list[Any]:
+    def _handshake(self, session: Session, deadline: float) -> list[Any]:
         protocol = session.protocol
         assert isinstance(protocol, MMProtocol)
         with self._lock:
@@ -177,37 +176,3 @@ class MMClient(StreamClient[MMStreamEvent]):
                 events.append(event)
             if protocol.state is MMState.SUBSCRIBED:
                 return events
-
-    def _handshake_closed(self, error: ConnectionClosed) -> MmwsError:
-        """A close before ``subscribed`` without an error frame (the frame shape is
-        undocumented): read the close reason like an error text. An empty reason with 1008
-        counts as a refused key (protocols.md A.5); an unknown reason stays retryable."""
-        if error.code != 1008:
-            return error
-        if not error.reason:
-            return AuthenticationError(
-                "the server closed the connection with code 1008 before confirming the "
-                "subscription, giving no reason: the key was refused"
-            )
-        classified = classify_error(error.reason)
-        if type(classified) is ServerErrorException:
-            return error  # a policy close we do not recognise: retry with backoff
-        return classified
-
-    def _goodbye(self, session: _Session) -> list[str]:
-        protocol = session.protocol
-        if isinstance(protocol, MMProtocol) and protocol.state is MMState.SUBSCRIBED:
-            protocol.unsubscribe()
-            protocol.events_received()
-            return protocol.data_to_send()
-        return []
-
-    def _subscription_names(self) -> tuple[str, ...]:
-        """(lock held) The channels the server confirmed on the current connection."""
-        session = self._session
-        protocol = session.protocol if session is not None else None
-        return protocol.confirmed if isinstance(protocol, MMProtocol) else ()
-
-    @staticmethod
-    def _coalesce_key(event: Any) -> Hashable:
-        return ("scores", event.payload.fixture_id)

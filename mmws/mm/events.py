@@ -104,9 +104,14 @@ class AccountEvent(Broadcast[Account]):
 
 @attrs.frozen(slots=True)
 class ScoreEvent(Broadcast[Score]):
-    """Channel ``scores``: live scores (global)."""
+    """Channel ``scores``: live scores (global). When the consumer falls behind, a newer
+    score replaces the queued one with the same :attr:`coalesce_key` (the fixture)."""
 
     channel: ClassVar[str] = "scores"
+
+    @property
+    def coalesce_key(self) -> tuple[str, str]:
+        return ("scores", self.payload.fixture_id)
 
 
 @attrs.frozen(slots=True)

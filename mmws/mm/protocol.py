@@ -85,7 +85,11 @@ _TRANSITIONS: Final[dict[tuple[MMState, str], MMState]] = {
     (MMState.SUBSCRIBING, "subscribed"): MMState.SUBSCRIBED,
     (MMState.SUBSCRIBING, "error"): MMState.FAILED,
     (MMState.SUBSCRIBED, "unsubscribe"): MMState.UNSUBSCRIBED,
+    **{(state, "connection_lost"): MMState.CLOSED for state in MMState},
 }
+# What the server may send in any state without changing it (a repeated `subscribed`, an
+# error frame after the subscription): such frames are events, not transitions.
+_SERVER_EVENTS: Final = frozenset({"subscribed", "error"})
 
 
 _UUID_TEXT: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
@@ -221,7 +225,34 @@ class MMProtocol:
         self._events.append(Unsubscribed())
 
     def connection_lost(self) -> None:
-        self.state = MMState.CLOSED
+        self._transition("connection_lost")
+
+    @property
+    def subscriptions(self) -> tuple[str, ...]:
+        """The channels the server's last ``subscribed`` confirmed on this connection."""
+        return self.confirmed
+
+    def goodbye(self) -> list[str]:
+        """What to send before closing: ``unsubscribe`` when subscribed, else nothing."""
+        if self.state is not MMState.SUBSCRIBED:
+            return []
+        self.unsubscribe()
+        self.events_received()
+        return self.data_to_send()
+
+    def close_error(self, code: int, reason: str) -> Exception | None:
+        """What a close before ``subscribed`` without an error frame means (the frame shape
+        is undocumented): 1008's reason is read like an error text; an empty reason with
+        1008 is a refused key (protocols.md A.5). ``None``: an ordinary close (retryable)."""
+        if code != 1008:
+            return None
+        if not reason:
+            return AuthenticationError(
+                "the server closed the connection with code 1008 before confirming the "
+                "subscription, giving no reason: the key was refused"
+            )
+        classified = classify_error(reason)
+        return None if type(classified) is ServerErrorException else classified
 
     # -- I/O surface ------------------------------------------------------------------------
 
@@ -265,10 +296,13 @@ class MMProtocol:
             self._events.append(UnknownMessage(freeze(msg)))
 
     def _transition(self, what: str) -> None:
+        """Change state through the table; a command not allowed in this state is
+        ``LocalProtocolError``, a server event without an entry leaves the state alone."""
         new = _TRANSITIONS.get((self.state, what))
-        if new is None:
+        if new is not None:
+            self.state = new
+        elif what not in _SERVER_EVENTS:
             raise LocalProtocolError(f"cannot {what} in state {self.state.value}")
-        self.state = new
 
     def _broadcast(self, msg: dict[str, Any], text: str | bytes, now: float) -> Any:
         channel = msg.get("channel")
@@ -306,8 +340,7 @@ class MMProtocol:
         channels = msg.get("channels")
         chans = tuple(freeze(c) for c in channels) if isinstance(channels, list) else self.channels
         missing = tuple(c for c in self.channels if c not in chans)
-        if self.state is MMState.SUBSCRIBING:
-            self.state = MMState.SUBSCRIBED
+        self._transition("subscribed")
         self.subscription_id = sub_id
         self.confirmed = tuple(c for c in chans if isinstance(c, str))
         self._events.append(Subscribed(sub_id, chans, missing))
@@ -317,6 +350,5 @@ class MMProtocol:
         code = msg.get("code")
         code = code if isinstance(code, str) else None
         error = classify_error(text, code)
-        if self.state is MMState.SUBSCRIBING:
-            self.state = MMState.FAILED
+        self._transition("error")
         self._events.append(ServerErrorEvent(text, code, error))

@@ -1,0 +1,129 @@
+"""One connection's state and the client's: the protocol-core interface, the client state
+machine (one table), the health snapshot and the open session."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Final, Protocol
+
+import attrs
+
+from mmws._keepalive import Keepalive
+from mmws._secret import Secret, SecretSet, SecretURL
+from mmws._transport import Transport
+from mmws.errors import LocalProtocolError, MmwsError
+
+__all__ = [
+    "ClientState",
+    "Health",
+    "ProtocolCore",
+    "Session",
+    "check_transition",
+    "url_problem",
+    "wall",
+]
+
+
+class ClientState(str, Enum):
+    """Where a client is; ``health().state`` is its value."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_S = ClientState
+TRANSITIONS: Final[Mapping[ClientState, frozenset[ClientState]]] = {
+    _S.IDLE: frozenset({_S.CONNECTING, _S.CLOSED}),
+    _S.CONNECTING: frozenset({_S.CONNECTED, _S.IDLE, _S.CLOSED}),
+    _S.CONNECTED: frozenset({_S.RECONNECTING, _S.CLOSED}),
+    _S.RECONNECTING: frozenset({_S.CONNECTED, _S.CLOSED}),
+    _S.CLOSED: frozenset({_S.CLOSED}),
+}
+"""Every move the client makes; anything else is a bug (``LocalProtocolError``)."""
+
+
+def check_transition(old: ClientState, new: ClientState) -> ClientState:
+    if new not in TRANSITIONS[old]:
+        raise LocalProtocolError(f"client state cannot go from {old.value} to {new.value}")
+    return new
+
+
+class ProtocolCore(Protocol):
+    """What the machinery needs of a Sans-I/O protocol core."""
+
+    keepalive: Keepalive
+
+    def start(self, now: float) -> None: ...
+    def receive_text(self, text: str | bytes, now: float) -> None: ...
+    def events_received(self) -> list[Any]: ...
+    def data_to_send(self) -> Sequence[str | Secret]: ...
+    def ping(self, now: float) -> None: ...
+    def connection_lost(self) -> None: ...
+    def goodbye(self) -> Sequence[str | Secret]: ...
+    def close_error(self, code: int, reason: str) -> Exception | None: ...
+    @property
+    def subscriptions(self) -> tuple[str, ...]: ...
+
+
+@attrs.frozen(slots=True)
+class Health:
+    """An immutable snapshot of a client, safe to log: no secret is in it.
+
+    ``subscriptions`` is what the server confirmed on the current connection (MM channels,
+    feed topics); empty while disconnected. ``url`` is the URL actually connected, redacted.
+    """
+
+    state: str
+    url: str
+    connected_since: datetime | None
+    last_message_at: datetime | None
+    reconnects: int
+    queue_depth: int
+    dropped: Mapping[str, int]
+    last_rtt: float | None
+    last_error: str | None
+    clock_offset: float | None = None
+    subscriptions: tuple[str, ...] = ()
+
+
+class Session:
+    """One open connection and its protocol core."""
+
+    __slots__ = ("dead", "opened_at", "outbox", "protocol", "transport")
+
+    def __init__(self, transport: Transport, protocol: ProtocolCore, opened_at: float) -> None:
+        self.transport = transport
+        self.protocol = protocol
+        self.opened_at = opened_at
+        self.dead: MmwsError | None = None
+        # texts for the writer thread: (text, is_ping)
+        self.outbox: deque[tuple[str | Secret, bool]] = deque()
+
+
+def url_problem(url: Any, secrets: SecretSet) -> str | None:
+    """Why ``url`` is not a WebSocket URL (shown redacted), or ``None``."""
+    if url is None:
+        return None
+    plain = url.reveal() if isinstance(url, SecretURL) else url
+    if isinstance(plain, str) and plain.startswith(("ws://", "wss://")):
+        return None
+    shown = secrets.redact(plain) if isinstance(plain, str) else type(plain).__name__
+    return f"url must start with ws:// or wss://, got {shown!r}"
+
+
+def wall(mono: float | None) -> datetime | None:
+    if mono is None:
+        return None
+    return datetime.fromtimestamp(time.time() - (time.monotonic() - mono), tz=timezone.utc)
+
+
