@@ -33,9 +33,11 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Generic, TypeVar
 
 from mmws._backoff import Backoff, Decision, classify
+from mmws._commands import Commands
 from mmws._delivery import EventQueue, Lane
 from mmws._keepalive import Keepalive
 from mmws._options import ClientOptions
+from mmws._ratelimit import Pacer, SlidingWindow
 from mmws._recorder import Recorder
 from mmws._secret import Secret, SecretSet, SecretURL, query_secrets
 from mmws._session import (
@@ -48,6 +50,7 @@ from mmws._session import (
     wall,
 )
 from mmws._transport import MAX_RETRY_AFTER, Deadline, Transport
+from mmws._urlsource import UrlSource
 from mmws.errors import (
     ClientClosed,
     ConfigError,
@@ -82,7 +85,7 @@ def _coalesce_key(event: Any) -> Hashable:
     return event.coalesce_key  # type: ignore[no-any-return]
 
 
-class StreamClient(Generic[E]):
+class StreamClient(Commands, Generic[E]):
     """Base of :class:`mmws.MMClient` and :class:`mmws.FeedClient`. Not for direct use.
 
     ``E`` is the union of every event the client can deliver (``mmws.MMStreamEvent`` or
@@ -99,6 +102,8 @@ class StreamClient(Generic[E]):
         on_event: Callable[[E], object] | None = None,
         record: str | Path | Recorder | None = None,
         secrets: SecretSet | Sequence[str] = (),
+        token_provider: Callable[[], str] | None = None,
+        rate_limit: SlidingWindow | None = None,
     ) -> None:
         secret_set = secrets if isinstance(secrets, SecretSet) else SecretSet(*secrets)
         if isinstance(url, str):
@@ -108,8 +113,11 @@ class StreamClient(Generic[E]):
             raise ConfigError(problem)
         if on_event is not None and not callable(on_event):
             raise ConfigError(f"on_event must be callable, got {type(on_event).__name__}")
-        self._url = url.reveal() if url is not None else ""
-        self._secrets = secret_set
+        self._source = UrlSource(url.reveal() if url is not None else "", token_provider)
+        self._secrets = self._source.merge_secrets(secret_set)
+        self._pacer = Pacer(rate_limit)
+        self._ping_slot: list[float] | None = None  # the keepalive's ping, until it is sent
+        self._pongs = 0
         self._options = options
         self._keepalive_args = (
             None if options.ping_interval is None else float(options.ping_interval),
@@ -135,6 +143,7 @@ class StreamClient(Generic[E]):
         self._queue = EventQueue(maxsize, self._lanes, _coalesce_key)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._acks = threading.Condition(self._lock)
         self._writer_wake = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._session: Session | None = None
@@ -229,7 +238,7 @@ class StreamClient(Generic[E]):
         with self._lock:
             return Health(
                 state=self._state.value,
-                url=self._secrets.redact(self._url),
+                url=self._secrets.redact(self._source.url),
                 connected_since=wall(self._connected_since),
                 last_message_at=wall(self._last_message),
                 reconnects=self._reconnects,
@@ -300,7 +309,8 @@ class StreamClient(Generic[E]):
         # Never raises, even on a half-made client: a traceback rendered with its locals
         # (an error tracker) calls it on a client whose __init__ refused an argument.
         secrets = getattr(self, "_secrets", None)
-        url = getattr(self, "_url", "")
+        source = getattr(self, "_source", None)
+        url = source.url if isinstance(source, UrlSource) else ""
         shown = secrets.redact(url) if secrets is not None else "?"
         state = getattr(self, "_state", None)
         shown_state = state.value if isinstance(state, ClientState) else "new"
@@ -316,29 +326,17 @@ class StreamClient(Generic[E]):
         raise NotImplementedError
 
     def _open_url(self) -> str:
-        """The URL for the next connection attempt (the feed asks its token provider)."""
-        return self._url
+        """The URL for the next attempt (a token provider is asked each time)."""
+        error = self._source.refresh()  # returns its error: no token in a raising frame
+        if error is not None:
+            raise error
+        self._secrets = self._source.merge_secrets(self._secrets)
+        return self._source.url
 
     def _handshake(self, session: Session, deadline: float) -> list[Any]:
         """Subscribe on a fresh connection and wait for the confirmation; return the events
         to deliver. Raise an ``MmwsError`` to fail the attempt."""
         raise NotImplementedError
-
-    def _ping_delay(self, now: float) -> float:
-        """Seconds a due ping must wait (the feed's command rate limit); 0 to send now.
-        Called under the lock; a subclass that returns 0 must also account for the ping."""
-        return 0.0
-
-    def _ping_sent(self, now: float) -> None:
-        """(lock held) The ping that :meth:`_ping_delay` admitted has gone out at ``now``."""
-
-    def _maintenance_due(self) -> float | None:
-        """When (``time.monotonic()``) :meth:`_maintain` should next run, or ``None``."""
-        return None
-
-    def _maintain(self) -> None:
-        """Periodic work on the keepalive thread, outside the lock (the feed renews its
-        token here). Must not raise."""
 
     # -- private: connections --------------------------------------------------------------
 
@@ -444,13 +442,18 @@ class StreamClient(Generic[E]):
         if self._recorder is not None:
             self._recorder.frame(data)
         with self._lock:
+            protocol = session.protocol
+            pending = protocol.pending
             try:
-                session.protocol.receive_text(data, now)
+                protocol.receive_text(data, now)
             except RemoteProtocolError as exc:
-                events = session.protocol.events_received()
+                events = protocol.events_received()
                 events.append(MalformedFrame(exc))
-                return events
-            return session.protocol.events_received()
+            else:
+                events = protocol.events_received()
+            if protocol.pending != pending:
+                self._acks.notify_all()  # a command was answered
+            return events
 
     def _install(self, session: Session) -> None:
         """Make ``session`` current (the lock is held)."""
@@ -566,10 +569,18 @@ class StreamClient(Generic[E]):
                     return ClientClosed("closing")
                 batch = []
 
-    def _note_keepalive(self, event: Any) -> None:
-        rtt = getattr(event, "rtt", None)
-        if rtt is not None:
-            self._last_rtt = rtt
+    def _note_keepalive(self, event: KeepaliveEvent) -> None:
+        """A pong or heartbeat: the round trip, the server's clock, ``ping()`` waiters."""
+        rtt: float | None = getattr(event, "rtt", None)
+        server_ts: int | None = getattr(event, "server_ts", None)
+        with self._lock:
+            if isinstance(event, KeepaliveEvent) and hasattr(event, "rtt"):
+                self._pongs += 1  # a pong (a heartbeat has no rtt field)
+            if rtt is not None:
+                self._last_rtt = rtt
+                if server_ts is not None:
+                    self._clock_offset = server_ts / 1000.0 - (time.time() - rtt / 2)
+            self._acks.notify_all()
 
     def _reconnect_loop(self, decision: Decision, error: MmwsError) -> Session | None:
         while not self._stop.is_set():
@@ -631,8 +642,9 @@ class StreamClient(Generic[E]):
                         session.dead = dead
                         stale = Stale(keepalive.silent_for(now), dead)
                     elif keepalive.ping_due(now):
-                        delay = self._ping_delay(now)
+                        delay = self._pacer.delay(now)
                         if delay <= 0:
+                            self._ping_slot = self._pacer.take(now)
                             # The pong clock starts now, when the ping is queued: a send
                             # that cannot go out (a server that stopped reading) counts
                             # against the pong deadline instead of blocking this thread.
@@ -643,8 +655,8 @@ class StreamClient(Generic[E]):
                     deadline = keepalive.next_deadline()  # inf: no ping, no limits
                     wait = None if math.isinf(deadline) else max(0.0, deadline - now)
                     if keepalive.ping_due(now) and not texts:
-                        wait = max(0.001, self._ping_delay(now))
-                due = self._maintenance_due()
+                        wait = max(0.001, self._pacer.delay(now))
+                due = self._source.renew_due()
                 maintain = due is not None and due <= time.monotonic()
                 if due is not None and not maintain:
                     left = due - time.monotonic()
@@ -653,7 +665,10 @@ class StreamClient(Generic[E]):
                     self._wake.wait(wait)
                     continue
             if maintain:
-                self._maintain()
+                renewal_error = self._source.renew()
+                if renewal_error is not None:
+                    with self._lock:
+                        self._last_error = renewal_error
             if stale is not None and session is not None:
                 log.warning("%s; replacing the connection", stale.error)
                 self._queue.put_control(stale)
@@ -686,7 +701,8 @@ class StreamClient(Generic[E]):
                 continue
             if is_ping:
                 with self._lock:
-                    self._ping_sent(time.monotonic())
+                    self._pacer.sent(self._ping_slot, time.monotonic())
+                    self._ping_slot = None
 
     # -- private: the dispatch thread -------------------------------------------------------
 

@@ -9,7 +9,7 @@ from collections import deque
 
 from mmws.errors import ConfigError
 
-__all__ = ["SlidingWindow"]
+__all__ = ["Pacer", "SlidingWindow"]
 
 
 class SlidingWindow:
@@ -54,3 +54,26 @@ class SlidingWindow:
         """The command of ``slot`` left at ``now`` (never moves a slot earlier)."""
         if now > slot[0]:
             slot[0] = now
+
+
+class Pacer:
+    """The one rate-limited send path of a client: every command (a subscribe from a user
+    thread, one during the handshake, the keepalive's ping) takes a slot here first. Without
+    a window every slot is free at once (MM has no command limit). Not thread-safe: the
+    client's lock guards it."""
+
+    def __init__(self, window: SlidingWindow | None = None) -> None:
+        self.window = window
+
+    def delay(self, now: float) -> float:
+        """Seconds before the next command may go (0: now)."""
+        return 0.0 if self.window is None else self.window.delay(now)
+
+    def take(self, now: float) -> list[float] | None:
+        """Take a slot at ``now`` (call only when :meth:`delay` said 0)."""
+        return None if self.window is None else self.window.record(now)
+
+    def sent(self, slot: list[float] | None, now: float) -> None:
+        """The command of ``slot`` went out at ``now``."""
+        if slot is not None and self.window is not None:
+            self.window.sent(slot, now)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -19,15 +18,11 @@ from mmws._recorder import Recorder
 from mmws._secret import SecretURL
 from mmws._session import Session
 from mmws.errors import (
-    ClientClosed,
     ConfigError,
-    ConnectError,
-    LocalProtocolError,
-    MmwsError,
     SubscriptionError,
     TransportTimeout,
 )
-from mmws.feed.events import FeedError, FeedPong, FeedStreamEvent
+from mmws.feed.events import FeedError, FeedStreamEvent
 from mmws.feed.protocol import (
     FeedProtocol,
     Request,
@@ -36,7 +31,7 @@ from mmws.feed.protocol import (
     validate_channel,
     validate_scope,
 )
-from mmws.lifecycle import Connected
+from mmws.lifecycle import Connected, KeepaliveEvent
 
 __all__ = ["FeedClient"]
 
@@ -104,16 +99,10 @@ class FeedClient(StreamClient[FeedStreamEvent]):
             raise ConfigError("token_provider must be callable and return a WebSocket URL")
         if scope_style not in ("seed", "split"):
             raise ConfigError(f"scope_style must be 'seed' or 'split', got {scope_style!r}")
-        self._token_provider = token_provider
         self._scope_style: ScopeStyle = scope_style
         self._initial = list(subscriptions)
-        self._wanted: dict[str, tuple[str, str]] = {}
-        self._failed: dict[str, SubscriptionError] = {}
-        self._limiter = SlidingWindow(rate_limit, 1.0, rate_margin)
-        self._ping_slot: list[float] | None = None
-        self._pongs = 0
-        provider_secrets = getattr(token_provider, "secrets", None)
-        secrets = tuple(provider_secrets()) if callable(provider_secrets) else ()
+        self._subs = Subscriptions()
+        window = SlidingWindow(rate_limit, 1.0, rate_margin)
         options = ClientOptions(
             ping_interval=ping_interval,
             pong_timeout=pong_timeout,
@@ -135,10 +124,13 @@ class FeedClient(StreamClient[FeedStreamEvent]):
             proxy_type=proxy_type,
         )
         super().__init__(
-            url=url, options=options, on_event=on_event, record=record, secrets=secrets
+            url=url,
+            options=options,
+            on_event=on_event,
+            record=record,
+            token_provider=token_provider,
+            rate_limit=window,
         )
-        self._acks = threading.Condition(self._lock)
-        self._maintain_not_before = 0.0
 
     # -- public API -------------------------------------------------------------------------
 
@@ -152,7 +144,7 @@ class FeedClient(StreamClient[FeedStreamEvent]):
             for channel, scope in self._initial:
                 validate_channel(channel)
                 validate_scope(scope)
-                self._wanted.setdefault(topic_of(channel, scope), (channel, scope))
+                self._subs.want(channel, scope, replace=False)
         return super().connect()
 
     def subscribe(self, channel: str, scope: str, timeout: float | None = None) -> None:
@@ -163,16 +155,14 @@ class FeedClient(StreamClient[FeedStreamEvent]):
         validate_scope(scope)
         topic = topic_of(channel, scope)
         with self._lock:
-            added = topic not in self._wanted
-            self._wanted[topic] = (channel, scope)
-            self._failed.pop(topic, None)
+            added = self._subs.want(channel, scope)
 
         def send(p: FeedProtocol) -> Request | None:
             # A reconnect may have restored it already (it was wanted): do not send twice.
             return None if topic in p.active else p.subscribe(channel, scope)
 
         try:
-            request = self._command(send, timeout)
+            request = self._paced_command(send, timeout)
             if request is not None:
                 self._wait(request, timeout)
         except SubscriptionError:
@@ -180,7 +170,7 @@ class FeedClient(StreamClient[FeedStreamEvent]):
             # was already active stays active (and is restored after reconnects).
             if added:
                 with self._lock:
-                    self._wanted.pop(topic, None)
+                    self._subs.drop(topic)
             raise
         # On a timeout the topic stays wanted: the server may still confirm it, and the next
         # reconnect restores it. unsubscribe() drops it.
@@ -192,7 +182,7 @@ class FeedClient(StreamClient[FeedStreamEvent]):
         validate_scope(scope)
         topic = topic_of(channel, scope)
         with self._lock:
-            was_wanted = self._wanted.pop(topic, None) is not None
+            was_wanted = self._subs.drop(topic)
 
         def send(p: FeedProtocol) -> Request | None:
             # After a reconnect the new connection never had it: nothing to undo there.
@@ -200,40 +190,15 @@ class FeedClient(StreamClient[FeedStreamEvent]):
                 return None
             return p.unsubscribe(channel, scope)
 
-        request = self._command(send, timeout)
+        request = self._paced_command(send, timeout)
         if request is not None:
             self._wait(request, timeout)
-
-    def ping(self, timeout: float | None = None) -> float:
-        """Send a ping and wait for the pong; return the round trip in seconds."""
-        deadline = time.monotonic() + (self._keepalive_args[1] if timeout is None else timeout)
-        sent: list[float] = []
-        wanted = [0]
-
-        def send(p: FeedProtocol) -> None:
-            # The server answers pings in order: if the keepalive's ping is still waiting
-            # for its pong, ours is the one after it.
-            ahead = 1 if p.keepalive.ping_outstanding_since is not None else 0
-            wanted[0] = self._pongs + ahead + 1
-            sent.append(time.monotonic())
-            p.ping(sent[0])
-
-        self._command(send, timeout)
-        start = sent[0]
-        with self._lock:
-            while self._pongs < wanted[0]:
-                self._check_alive()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TransportTimeout("no pong within the timeout")
-                self._acks.wait(min(left, 0.1))
-        return time.monotonic() - start
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
         """The topics (``CHANNEL:scope``) this client keeps subscribed, reconnects included."""
         with self._lock:
-            return tuple(self._wanted)
+            return self._subs.topics()
 
     # -- hooks ------------------------------------------------------------------------------
 
@@ -242,176 +207,43 @@ class FeedClient(StreamClient[FeedStreamEvent]):
             scope_style=self._scope_style, keepalive=self._keepalive_for_new_protocol()
         )
 
-    def _open_url(self) -> str:
-        if self._token_provider is None:
-            return self._url
-        # The helper keeps the fresh URL (its token) out of every raising frame's locals.
-        error = self._ask_provider()
-        if error is not None:
-            raise error
-        return self._url
-
-    def _ask_provider(self) -> MmwsError | None:
-        """Ask the token provider for a URL and keep it in ``_url``; return (never raise)
-        what went wrong."""
-        assert self._token_provider is not None
-        try:
-            url = self._token_provider()
-        except MmwsError as exc:
-            return exc.with_traceback(None)  # the provider's frames may hold the token
-        except Exception as exc:
-            # Its text may hold a token: only the type is kept. Retryable: a provider's
-            # trouble (a network blip) may pass.
-            return ConnectError(f"token_provider failed: {type(exc).__name__}")
-        if not isinstance(url, str) or not url.startswith(("ws://", "wss://")):
-            return ConfigError("token_provider must return a ws:// or wss:// URL")
-        provider_secrets = getattr(self._token_provider, "secrets", None)
-        if callable(provider_secrets):
-            self._secrets = self._secrets.with_values(*provider_secrets())
-        self._url = url
-        return None
-
     def _handshake(self, session: Session, deadline: float) -> list[Any]:
         protocol = session.protocol
         assert isinstance(protocol, FeedProtocol)
         with self._lock:
-            todo = list(self._wanted.values())
+            todo = self._subs.wanted()
         first = not self._threads
         requests: list[Request] = []
         events: list[Any] = []
-        while todo or any(not r.done for r in requests):
-            wait_until = deadline
-            if todo:
-                with self._lock:
-                    now = time.monotonic()
-                    delay = self._limiter.delay(now)
-                    if delay <= 0:
-                        slot = self._limiter.record(now)
-                        channel, scope = todo.pop(0)
-                        requests.append(protocol.subscribe(channel, scope))
-                        texts = protocol.data_to_send()
-                if delay <= 0:
-                    for text in texts:
-                        session.transport.send(text)
-                    with self._lock:
-                        self._limiter.sent(slot, time.monotonic())
-                    continue
-                wait_until = now + delay
-            for event in self._handshake_read(session, deadline, wait_until):
-                if isinstance(event, FeedPong) and not self._deliver_keepalive:
-                    continue
-                events.append(event)
+
+        def read(until: float) -> list[Any]:
+            return [
+                event
+                for event in self._handshake_read(session, deadline, until)
+                if self._deliver_keepalive or not isinstance(event, KeepaliveEvent)
+            ]
+
+        for channel, scope in todo:
+
+            def subscribe(channel: str = channel, scope: str = scope) -> None:
+                requests.append(protocol.subscribe(channel, scope))
+
+            events += self._handshake_command(session, subscribe, read)
+        while any(not r.done for r in requests):
+            events += read(deadline)
         for request in requests:
             if request.error is None:
                 continue
             if first:
                 raise request.error
             with self._lock:
-                self._wanted.pop(request.topic, None)
-                self._failed[request.topic] = request.error
+                self._subs.fail(request.topic, request.error)
             events.append(
                 FeedError(request.error.code, request.error.message, request.topic, request.error)
             )
         return events
 
-    def _decode(self, session: Session, data: bytes | str, now: float) -> list[Any]:
-        protocol = session.protocol
-        assert isinstance(protocol, FeedProtocol)
-        before = protocol.pending
-        events = super()._decode(session, data, now)
-        if protocol.pending != before:
-            with self._lock:
-                self._acks.notify_all()
-        return events
-
-    def _note_keepalive(self, event: Any) -> None:
-        if isinstance(event, FeedPong):
-            with self._lock:
-                self._pongs += 1
-                if event.rtt is not None:
-                    self._last_rtt = event.rtt
-                    if event.server_ts is not None:
-                        server = event.server_ts / 1000.0
-                        self._clock_offset = server - (time.time() - event.rtt / 2)
-                self._acks.notify_all()
-
-    def _ping_delay(self, now: float) -> float:
-        delay = self._limiter.delay(now)
-        if delay <= 0:
-            self._ping_slot = self._limiter.record(now)
-        return delay
-
-    def _ping_sent(self, now: float) -> None:
-        slot, self._ping_slot = self._ping_slot, None
-        if slot is not None:
-            self._limiter.sent(slot, now)
-
-    def _maintenance_due(self) -> float | None:
-        renew_due = getattr(self._token_provider, "renew_due", None)
-        if not callable(renew_due):
-            return None
-        due = renew_due()
-        if not isinstance(due, int | float):
-            return None
-        return max(self._maintain_not_before, time.monotonic() + (due - time.time()))
-
-    def _maintain(self) -> None:
-        renew = getattr(self._token_provider, "renew", None)
-        if not callable(renew):
-            return
-        # At most one renewal a second, one every 5 s after a failure: never a busy loop.
-        self._maintain_not_before = time.monotonic() + 1.0
-        try:
-            renew()
-        except MmwsError as exc:
-            # The next (re)connect asks the provider for a new token anyway.
-            self._maintain_not_before = time.monotonic() + 5.0
-            self._last_error = str(exc)
-            log.warning("feed token renewal failed: %s", exc)
-
     # -- private ----------------------------------------------------------------------------
-
-    def _check_alive(self) -> None:
-        """(lock held) Raise if the client can no longer carry a command."""
-        if self._closing:
-            raise ClientClosed("the client is closed")
-
-    def _command(self, make: Callable[[FeedProtocol], Any], timeout: float | None) -> Any:
-        """Run ``make`` on the current protocol once the rate limiter allows, and send what
-        it queued (at most one command). Returns what ``make`` returned."""
-        if not self._threads:
-            raise LocalProtocolError("call connect() first")
-        deadline = time.monotonic() + (self._connect_timeout if timeout is None else timeout)
-        slot: list[float] | None = None
-        while True:
-            with self._lock:
-                self._check_alive()
-                session = self._session
-                delay = 0.1
-                if session is not None and session.dead is None:
-                    now = time.monotonic()
-                    delay = self._limiter.delay(now)
-                    if delay <= 0:
-                        protocol = session.protocol
-                        assert isinstance(protocol, FeedProtocol)
-                        result = make(protocol)
-                        texts = protocol.data_to_send()
-                        # make() may decide there is nothing to send
-                        slot = self._limiter.record(now) if texts else None
-                        break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TransportTimeout("the command could not be sent within the timeout")
-                self._acks.wait(min(delay, left, 0.1))
-        for text in texts:
-            try:
-                session.transport.send(text)
-            except MmwsError:
-                break  # the reader sees the broken connection; the request fails with it
-        if slot is not None:
-            with self._lock:
-                self._limiter.sent(slot, time.monotonic())
-        return result
 
     def _wait(self, request: Request, timeout: float | None) -> None:
         """Block until ``request`` is answered; follow it across a reconnect."""
@@ -426,13 +258,13 @@ class FeedClient(StreamClient[FeedStreamEvent]):
                     if not request.lost:
                         raise error
                     # The connection dropped before the reply; the reconnect restores
-                    # everything in _wanted, so watch for the topic on the new connection.
+                    # every wanted topic, so watch for the topic on the new connection.
                     if request.action == "unsubscribe":
                         return
                     session = self._session
                     if session is not None and topic in getattr(session.protocol, "active", {}):
                         return
-                    failed = self._failed.pop(topic, None)
+                    failed = self._subs.pop_failure(topic)
                     if failed is not None:
                         raise failed
                 self._check_alive()
@@ -448,3 +280,41 @@ class FeedClient(StreamClient[FeedStreamEvent]):
                         )
                     )
                 self._acks.wait(min(left, 0.1))
+
+
+class Subscriptions:
+    """The topics a feed client keeps subscribed across reconnects, and the ones a
+    reconnect's resubscription was refused (reported once to a waiting ``subscribe()``).
+    What the server confirmed on the current connection is the protocol core's ``active``.
+    Not thread-safe: the client's lock guards it."""
+
+    def __init__(self) -> None:
+        self._wanted: dict[str, tuple[str, str]] = {}
+        self._failed: dict[str, SubscriptionError] = {}
+
+    def want(self, channel: str, scope: str, *, replace: bool = True) -> bool:
+        """Keep ``(channel, scope)`` subscribed; True if it was not wanted before."""
+        topic = topic_of(channel, scope)
+        added = topic not in self._wanted
+        if added or replace:
+            self._wanted[topic] = (channel, scope)
+            self._failed.pop(topic, None)
+        return added
+
+    def drop(self, topic: str) -> bool:
+        """Stop keeping ``topic``; True if it was wanted."""
+        return self._wanted.pop(topic, None) is not None
+
+    def fail(self, topic: str, error: SubscriptionError) -> None:
+        """A resubscription was refused: no longer wanted; the refusal waits to be seen."""
+        self._wanted.pop(topic, None)
+        self._failed[topic] = error
+
+    def pop_failure(self, topic: str) -> SubscriptionError | None:
+        return self._failed.pop(topic, None)
+
+    def wanted(self) -> list[tuple[str, str]]:
+        return list(self._wanted.values())
+
+    def topics(self) -> tuple[str, ...]:
+        return tuple(self._wanted)

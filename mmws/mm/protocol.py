@@ -228,6 +228,11 @@ class MMProtocol:
         self._transition("connection_lost")
 
     @property
+    def pending(self) -> int:
+        """Commands awaiting a reply: the subscribe until ``subscribed`` (or an error)."""
+        return 1 if self.state is MMState.SUBSCRIBING else 0
+
+    @property
     def subscriptions(self) -> tuple[str, ...]:
         """The channels the server's last ``subscribed`` confirmed on this connection."""
         return self.confirmed
