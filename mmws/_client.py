@@ -398,42 +398,6 @@ class StreamClient(Commands, Generic[E]):
         log.info("connected to %s (attempt %d)", transport.url, attempt)
         return session, [Connected(transport.url, attempt), *events]
 
-    def _handshake_read(
-        self, session: Session, deadline: float, wait_until: float | None = None
-    ) -> list[Any]:
-        """Read one frame during the handshake, within ``deadline``; return its events.
-
-        With ``wait_until`` (before ``deadline``), return ``[]`` if nothing came by then."""
-        soft = wait_until is not None and wait_until < deadline
-        left = (wait_until if soft else deadline) - time.monotonic()  # type: ignore[operator]
-        if soft and left <= 0:
-            return []
-        if left <= 0:
-            raise self._no_confirmation(session)
-        session.transport.settimeout(left)
-        try:
-            data = session.transport.recv()
-        except TransportTimeout:
-            if soft:
-                return []
-            raise self._no_confirmation(session) from None
-        except ConnectionClosed as exc:
-            meaning = session.protocol.close_error(exc.code, exc.reason)
-            raise (meaning if isinstance(meaning, MmwsError) else exc) from None
-        return self._decode(session, data, time.monotonic())
-
-    def _no_confirmation(self, session: Session) -> ConnectTimeout:
-        return ConnectTimeout(
-            f"no confirmation from {session.transport.url} within "
-            f"connect_timeout={self._connect_timeout:g} s"
-        )
-
-    def _send(self, session: Session) -> None:
-        with self._lock:
-            texts = session.protocol.data_to_send()
-        for text in texts:
-            session.transport.send(text)
-
     def _decode(self, session: Session, data: bytes | str, now: float) -> list[Any]:
         if self._secrets:
             # A server that echoes the key (or token) in an error text must not put it into

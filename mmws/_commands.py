@@ -1,6 +1,6 @@
 """Commands a client sends on top of its stream, all through its one rate-limited path
 (:class:`~mmws._ratelimit.Pacer`): commands from user threads (the feed's subscribe and
-unsubscribe, ``ping()``) and commands during the handshake.
+unsubscribe, ``ping()``) and commands during the handshake, with the handshake's reads.
 
 :class:`Commands` is a base of :class:`~mmws._client.StreamClient`; the attributes it
 declares are set up there, and guarded by its one lock.
@@ -16,7 +16,14 @@ from typing import Any, TypeVar
 from mmws._ratelimit import Pacer
 from mmws._secret import Secret
 from mmws._session import ProtocolCore, Session
-from mmws.errors import ClientClosed, LocalProtocolError, MmwsError, TransportTimeout
+from mmws.errors import (
+    ClientClosed,
+    ConnectionClosed,
+    ConnectTimeout,
+    LocalProtocolError,
+    MmwsError,
+    TransportTimeout,
+)
 
 __all__ = ["Commands"]
 
@@ -35,6 +42,9 @@ class Commands:
     _connect_timeout: float
     _keepalive_args: tuple[float | None, float, float | None]
     _pongs: int
+
+    def _decode(self, session: Session, data: bytes | str, now: float) -> list[Any]:
+        raise NotImplementedError  # StreamClient's
 
     def ping(self, timeout: float | None = None) -> float:
         """Send a ping and wait for the pong; return the round trip in seconds (within
@@ -137,3 +147,39 @@ class Commands:
             if slot is not None:
                 with self._lock:
                     self._pacer.sent(slot, time.monotonic())
+
+    def _handshake_read(
+        self, session: Session, deadline: float, wait_until: float | None = None
+    ) -> list[Any]:
+        """Read one frame during the handshake, within ``deadline``; return its events.
+
+        With ``wait_until`` (before ``deadline``), return ``[]`` if nothing came by then."""
+        soft = wait_until is not None and wait_until < deadline
+        left = (wait_until if soft else deadline) - time.monotonic()  # type: ignore[operator]
+        if soft and left <= 0:
+            return []
+        if left <= 0:
+            raise self._no_confirmation(session)
+        session.transport.settimeout(left)
+        try:
+            data = session.transport.recv()
+        except TransportTimeout:
+            if soft:
+                return []
+            raise self._no_confirmation(session) from None
+        except ConnectionClosed as exc:
+            meaning = session.protocol.close_error(exc.code, exc.reason)
+            raise (meaning if isinstance(meaning, MmwsError) else exc) from None
+        return self._decode(session, data, time.monotonic())
+
+    def _no_confirmation(self, session: Session) -> ConnectTimeout:
+        return ConnectTimeout(
+            f"no confirmation from {session.transport.url} within "
+            f"connect_timeout={self._connect_timeout:g} s"
+        )
+
+    def _send(self, session: Session) -> None:
+        with self._lock:
+            texts = session.protocol.data_to_send()
+        for text in texts:
+            session.transport.send(text)
