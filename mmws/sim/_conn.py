@@ -16,14 +16,11 @@ from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 from websockets.sync.server import ServerConnection
 
+from mmws.sim.actions import Action, Close
 from mmws.sim.feed import (
     FeedServerSession,
 )
-from mmws.sim.mm import (
-    Action,
-    Close,
-    MMServerSession,
-)
+from mmws.sim.mm import MMServerSession
 from mmws.sim.snapshots import ReceivedMessage
 
 logger = logging.getLogger("mmws.sim")

@@ -8,7 +8,7 @@ import http
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.datastructures import Headers
@@ -17,15 +17,10 @@ from websockets.sync.server import ServerConnection
 
 from mmws.sim._conn import DETAIL_426, FEED_PATHS, MM_PATH
 from mmws.sim._state import SimState
+from mmws.sim.actions import encode
 from mmws.sim.feed import (
     rest_error,
 )
-from mmws.sim.mm import (
-    encode,
-)
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger("mmws.sim")
 

@@ -34,6 +34,7 @@ from mmws.sim._conn import (
 )
 from mmws.sim._logfilter import MIN_SECRET, WS_LOGGER
 from mmws.sim._state import SimState
+from mmws.sim.actions import Action, Close, Pong, Send, encode
 from mmws.sim.faults import abort_socket
 from mmws.sim.feed import (
     PLANS,
@@ -42,14 +43,7 @@ from mmws.sim.feed import (
     render,
     topic_keys,
 )
-from mmws.sim.mm import (
-    Action,
-    Close,
-    MMServerSession,
-    Pong,
-    Send,
-    encode,
-)
+from mmws.sim.mm import MMServerSession
 from mmws.sim.scenario import FeedUpdate
 from mmws.sim.snapshots import ConnectionInfo, ReceivedMessage
 

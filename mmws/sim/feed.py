@@ -75,7 +75,7 @@ from typing import Any, Final
 
 import attrs
 
-from mmws.sim.mm import Action, Close, Pong, Send, encode
+from mmws.sim.actions import Action, Close, Pong, Send, encode
 from mmws.sim.scenario import FeedUpdate
 
 __all__ = [

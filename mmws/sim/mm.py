@@ -53,26 +53,18 @@ import attrs
 
 from mmws.errors import ConfigError
 from mmws.mm.protocol import CHANNELS, validate_api_key
+from mmws.sim.actions import Action, Close, Pong, Send, encode
 
 __all__ = [
     "ALL_CHANNELS",
-    "Close",
     "ErrorTexts",
     "MMServerSession",
-    "Pong",
     "Registry",
-    "Send",
     "burst_frames",
-    "encode",
     "encode_broadcast",
 ]
 
 ALL_CHANNELS: Final[frozenset[str]] = frozenset(CHANNELS)
-
-
-def encode(obj: Any) -> str:
-    """Compact JSON, the way every simulator frame is written."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 def encode_broadcast(
@@ -89,30 +81,6 @@ def encode_broadcast(
     return encode(frame)
 
 
-# -- actions (shared with the feed endpoint) --------------------------------------------------
-
-
-@attrs.frozen
-class Send:
-    """Send ``text`` to this connection (after what is already queued)."""
-
-    text: str
-
-
-@attrs.frozen
-class Pong:
-    """Answer a ping; the server adds the pong delay and, for the feed, ``ts``."""
-
-
-@attrs.frozen
-class Close:
-    """Close this connection with ``code`` and ``reason`` after what is already queued."""
-
-    code: int
-    reason: str
-
-
-Action = Send | Pong | Close
 
 
 @attrs.frozen

@@ -78,6 +78,7 @@ from mmws.sim._http import HttpRoutes
 from mmws.sim._hub import Hub, _Listener, _Registry
 from mmws.sim._logfilter import MIN_SECRET, register
 from mmws.sim._timer import _Timer
+from mmws.sim.actions import Close, encode
 from mmws.sim.faults import Faults, abort_socket
 from mmws.sim.feed import CHANNELS as FEED_CHANNELS
 from mmws.sim.feed import (
@@ -85,13 +86,7 @@ from mmws.sim.feed import (
     TokenStore,
     Topic,
 )
-from mmws.sim.mm import (
-    Close,
-    MMServerSession,
-    burst_frames,
-    encode,
-    encode_broadcast,
-)
+from mmws.sim.mm import MMServerSession, burst_frames, encode_broadcast
 from mmws.sim.scenario import FeedUpdate, MatchGenerator, MatchInfo, Scenario, ScenarioEvent
 from mmws.sim.snapshots import BurstResult, ConnectionInfo, ReceivedMessage, SimStats
 
