@@ -407,7 +407,7 @@ class StreamClient(Commands, Generic[E]):
             self._recorder.frame(data)
         with self._lock:
             protocol = session.protocol
-            pending = protocol.pending
+            answered = protocol.answered
             try:
                 protocol.receive_text(data, now)
             except RemoteProtocolError as exc:
@@ -415,7 +415,7 @@ class StreamClient(Commands, Generic[E]):
                 events.append(MalformedFrame(exc))
             else:
                 events = protocol.events_received()
-            if protocol.pending != pending:
+            if protocol.answered != answered:
                 self._acks.notify_all()  # a command was answered
             return events
 

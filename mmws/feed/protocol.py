@@ -160,6 +160,7 @@ class FeedProtocol:
         self.active: dict[str, tuple[str, str]] = {}
         self._pending: deque[Request] = deque()
         self._outgoing: list[str] = []
+        self._answered = 0
         self._events: list[Any] = []
 
     def __repr__(self) -> str:
@@ -205,6 +206,11 @@ class FeedProtocol:
     def close_error(self, code: int, reason: str) -> Exception | None:
         """The feed's closes during the handshake are ordinary closes (retryable)."""
         return None
+
+    @property
+    def answered(self) -> int:
+        """How many replies to our commands have arrived (a change wakes waiters)."""
+        return self._answered
 
     @property
     def pending(self) -> int:
@@ -278,8 +284,10 @@ class FeedProtocol:
             for request in self._pending:
                 if request.topic == topic and (action is None or request.action == action):
                     self._pending.remove(request)
+                    self._answered += 1
                     return request
         if self._pending and (topic is None or action is None):
+            self._answered += 1
             return self._pending.popleft()
         return None
 

@@ -192,6 +192,7 @@ class MMProtocol:
         self.subscription_id: int | str | None = None
         self._outgoing: list[str] = []
         self._events: list[Any] = []
+        self._answered = 0
 
     def __repr__(self) -> str:
         return f"<MMProtocol state={self.state.value} channels={list(self.channels)}>"
@@ -228,9 +229,9 @@ class MMProtocol:
         self._transition("connection_lost")
 
     @property
-    def pending(self) -> int:
-        """Commands awaiting a reply: the subscribe until ``subscribed`` (or an error)."""
-        return 1 if self.state is MMState.SUBSCRIBING else 0
+    def answered(self) -> int:
+        """How many replies to our commands have arrived (a change wakes waiters)."""
+        return self._answered
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
@@ -275,30 +276,27 @@ class MMProtocol:
         """Decode one frame. Raises only :class:`RemoteProtocolError`, whatever the frame
         holds; the next frame decodes normally after it."""
         self.keepalive.last_received = now
-        try:
-            self._receive(text, now)
+        try:  # free unless it raises: no extra call on the hot path
+            msg = load_object(text)
+            kind = msg.get("type")
+            if kind == "broadcast":
+                self._events.append(self._broadcast(msg, text, now))
+            elif kind == "pong":
+                self._events.append(Pong(self.keepalive.pong_received(now)))
+            elif kind == "heartbeat":
+                self._events.append(Heartbeat())
+            elif kind == "subscribed":
+                self._subscribed(msg)
+            elif kind == "error":
+                self._error(msg)
+            elif kind is None:
+                raise RemoteProtocolError("frame has no 'type' field", preview(text))
+            else:
+                self._events.append(UnknownMessage(freeze(msg)))
         except UNDECODABLE as exc:
             raise undecodable(exc, text) from None
 
     # -- private ----------------------------------------------------------------------------
-
-    def _receive(self, text: str | bytes, now: float) -> None:
-        msg = load_object(text)
-        kind = msg.get("type")
-        if kind == "broadcast":
-            self._events.append(self._broadcast(msg, text, now))
-        elif kind == "pong":
-            self._events.append(Pong(self.keepalive.pong_received(now)))
-        elif kind == "heartbeat":
-            self._events.append(Heartbeat())
-        elif kind == "subscribed":
-            self._subscribed(msg)
-        elif kind == "error":
-            self._error(msg)
-        elif kind is None:
-            raise RemoteProtocolError("frame has no 'type' field", preview(text))
-        else:
-            self._events.append(UnknownMessage(freeze(msg)))
 
     def _transition(self, what: str) -> None:
         """Change state through the table; a command not allowed in this state is
@@ -348,6 +346,7 @@ class MMProtocol:
         self._transition("subscribed")
         self.subscription_id = sub_id
         self.confirmed = tuple(c for c in chans if isinstance(c, str))
+        self._answered += 1
         self._events.append(Subscribed(sub_id, chans, missing))
 
     def _error(self, msg: Mapping[str, Any]) -> None:
@@ -356,4 +355,5 @@ class MMProtocol:
         code = code if isinstance(code, str) else None
         error = classify_error(text, code)
         self._transition("error")
+        self._answered += 1
         self._events.append(ServerErrorEvent(text, code, error))
