@@ -107,7 +107,7 @@ class StreamClient(Commands, Generic[E]):
     ) -> None:
         secret_set = secrets if isinstance(secrets, SecretSet) else SecretSet(*secrets)
         if isinstance(url, str):
-            url = SecretURL(url)  # no plain token in this frame's locals (see _url_problem)
+            url = SecretURL(url)  # no plain token in this frame's locals (see url_problem)
         problem = url_problem(url, secret_set)
         if problem is not None:
             raise ConfigError(problem)
