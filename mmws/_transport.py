@@ -4,12 +4,13 @@ chained, with every secret (API key, token) scrubbed from the text first.
 
 The transport dials the socket itself (TCP, an HTTP proxy's ``CONNECT``, TLS) under one
 :class:`Deadline` for the whole attempt, then lets websocket-client do the WebSocket upgrade
-on it (redirects are never followed) and send every frame. Incoming frames are parsed here, by :class:`_FrameReader`: websocket-client reads each
-frame with three separate socket reads and joins and slices its buffer on each, which cost
-more per frame than decoding the JSON did. The reader fills one buffer with large reads and
-cuts complete frames out of it; it also tells the client whether another whole frame is
-already buffered (:meth:`Transport.frame_ready`), so the client hands a batch of events to
-the queue at once. UTF-8 is not checked here: ``json.loads(bytes)`` checks it, in C.
+on it (redirects are never followed) and send every frame. Incoming frames are parsed here,
+by :class:`_FrameReader`: websocket-client reads each frame with three separate socket reads
+and joins and slices its buffer on each, which cost more per frame than decoding the JSON
+did. The reader fills one buffer with large reads and cuts complete frames out of it; it
+also tells the client whether another whole frame is already buffered
+(:meth:`Transport.frame_ready`), so the client hands a batch of events to the queue at once.
+UTF-8 is not checked here: ``json.loads(bytes)`` checks it, in C.
 """
 
 from __future__ import annotations
