@@ -584,6 +584,7 @@ def test_9_tracebacks_with_captured_locals_show_no_key_or_token() -> None:
 def test_9_websocket_client_trace_is_redacted() -> None:
     out = io.StringIO()
     handler = logging.StreamHandler(out)
+    level = logging.getLogger("websocket").level
     websocket.enableTrace(True, handler=handler)
     try:
         with Simulator(api_keys={KEY: "a"}, rate=0) as sim:
@@ -595,6 +596,7 @@ def test_9_websocket_client_trace_is_redacted() -> None:
     finally:
         websocket.enableTrace(False)
         logging.getLogger("websocket").removeHandler(handler)
+        logging.getLogger("websocket").setLevel(level)
     text = out.getvalue()
     assert "subscribe" in text and "GET /" in text  # the trace did print the handshake
     assert KEY not in text
