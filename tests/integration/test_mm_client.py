@@ -461,3 +461,16 @@ def test_a_server_that_keeps_closing_does_not_cause_a_reconnect_storm(sim: Simul
             attempts.append(collect_until(c, of_type(mmws.Reconnecting))[-1].attempt)
             collect_until(c, of_type(mmws.Subscribed))
         assert attempts == [1, 2, 3, 4]
+
+
+def test_ping_measures_a_round_trip_on_mm_too() -> None:
+    """``ping()`` goes through the same paced command path as the feed's, on both clients."""
+    with Simulator(api_keys={KEY: "a"}, rate=0) as sim, \
+            mmws.MMClient(KEY, url=sim.mm_url, ping_interval=None) as client:
+        rtt = client.ping(timeout=5)
+        assert 0 <= rtt < 5
+        assert client.health().last_rtt == pytest.approx(rtt, abs=0.5)
+        pings = [m for m in sim.received_messages() if m.json.get("type") == "ping"]
+        assert len(pings) == 1
+    with pytest.raises(mmws.LocalProtocolError, match="connect"):
+        mmws.MMClient(KEY, url=sim.mm_url).ping()
