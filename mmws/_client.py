@@ -136,11 +136,9 @@ class StreamClient(Commands, Generic[E]):
                 "%s created with verify_tls=False: TLS certificates will NOT be checked",
                 type(self).__name__,
             )
-        maxsize = options.maxsize
-        deliver_keepalive = options.deliver_keepalive
-        self._deliver_keepalive = deliver_keepalive
+        self._deliver_keepalive = options.deliver_keepalive
         self._on_event = on_event
-        self._queue = EventQueue(maxsize, self._lanes, _coalesce_key)
+        self._queue = EventQueue(options.maxsize, self._lanes, _coalesce_key)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._acks = threading.Condition(self._lock)
@@ -538,7 +536,7 @@ class StreamClient(Commands, Generic[E]):
         rtt: float | None = getattr(event, "rtt", None)
         server_ts: int | None = getattr(event, "server_ts", None)
         with self._lock:
-            if isinstance(event, KeepaliveEvent) and hasattr(event, "rtt"):
+            if hasattr(event, "rtt"):
                 self._pongs += 1  # a pong (a heartbeat has no rtt field)
             if rtt is not None:
                 self._last_rtt = rtt

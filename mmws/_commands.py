@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from mmws._ratelimit import Pacer
@@ -129,7 +129,7 @@ class Commands:
     def _send_and_mark(
         self,
         session: Session,
-        texts: list[str | Secret] | Any,
+        texts: Sequence[str | Secret],
         slot: list[float] | None,
         *,
         quiet: bool,

@@ -8,6 +8,7 @@ error and a ``TypeError`` naming the class) and hand them over as one
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
@@ -86,6 +87,12 @@ class ClientOptions:
                 isinstance(part, str) for part in auth)
         ):
             raise ConfigError("proxy_auth must be a (user, password) tuple of strings")
+
+    @classmethod
+    def pick(cls, arguments: Mapping[str, Any]) -> ClientOptions:
+        """The options among a constructor's ``locals()``: each client lists every keyword
+        in its signature (for type checkers and ``help()``) and hands them over here."""
+        return cls(**{f.name: arguments[f.name] for f in attrs.fields(cls) if f.name in arguments})
 
     def transport(self) -> TransportOptions:
         return TransportOptions(

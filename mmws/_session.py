@@ -73,8 +73,7 @@ class ProtocolCore(Protocol):
     def close_error(self, code: int, reason: str) -> Exception | None: ...
     @property
     def subscriptions(self) -> tuple[str, ...]: ...
-    @property
-    def answered(self) -> int: ...
+    answered: int
 
 
 @attrs.frozen(slots=True)

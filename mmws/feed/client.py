@@ -103,26 +103,7 @@ class FeedClient(StreamClient[FeedStreamEvent]):
         self._initial = list(subscriptions)
         self._subs = Subscriptions()
         window = SlidingWindow(rate_limit, 1.0, rate_margin)
-        options = ClientOptions(
-            ping_interval=ping_interval,
-            pong_timeout=pong_timeout,
-            heartbeat_timeout=heartbeat_timeout,
-            connect_timeout=connect_timeout,
-            io_timeout=io_timeout,
-            reconnect=reconnect,
-            backoff_base=backoff_base,
-            backoff_cap=backoff_cap,
-            backoff_reset_after=backoff_reset_after,
-            maxsize=maxsize,
-            deliver_keepalive=deliver_keepalive,
-            ssl_context=ssl_context,
-            ca_file=ca_file,
-            verify_tls=verify_tls,
-            proxy_host=proxy_host,
-            proxy_port=proxy_port,
-            proxy_auth=proxy_auth,
-            proxy_type=proxy_type,
-        )
+        options = ClientOptions.pick(locals())
         super().__init__(
             url=url,
             options=options,

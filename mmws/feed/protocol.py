@@ -160,7 +160,7 @@ class FeedProtocol:
         self.active: dict[str, tuple[str, str]] = {}
         self._pending: deque[Request] = deque()
         self._outgoing: list[str] = []
-        self._answered = 0
+        self.answered = 0  # replies to our commands so far (a change wakes waiters)
         self._events: list[Any] = []
 
     def __repr__(self) -> str:
@@ -207,10 +207,6 @@ class FeedProtocol:
         """The feed's closes during the handshake are ordinary closes (retryable)."""
         return None
 
-    @property
-    def answered(self) -> int:
-        """How many replies to our commands have arrived (a change wakes waiters)."""
-        return self._answered
 
     @property
     def pending(self) -> int:
@@ -229,22 +225,19 @@ class FeedProtocol:
     def receive_text(self, text: str | bytes, now: float) -> None:
         """Decode one frame; raises only ``RemoteProtocolError``, whatever the frame holds."""
         self.keepalive.last_received = now
-        try:
-            self._receive(text, now)
+        try:  # free unless it raises: no extra call on the hot path
+            msg = load_object(text)
+            kind = msg.get("type")
+            if not isinstance(kind, str):
+                raise RemoteProtocolError("frame has no string 'type' field", preview(text))
+            if kind in _CONTROL:
+                self._control(kind, msg, now)
+            else:
+                self._events.append(self._data_event(kind, msg, now))
         except UNDECODABLE as exc:
             raise undecodable(exc, text) from None
 
     # -- private ----------------------------------------------------------------------------
-
-    def _receive(self, text: str | bytes, now: float) -> None:
-        msg = load_object(text)
-        kind = msg.get("type")
-        if not isinstance(kind, str):
-            raise RemoteProtocolError("frame has no string 'type' field", preview(text))
-        if kind in _CONTROL:
-            self._control(kind, msg, now)
-        else:
-            self._events.append(self._data_event(kind, msg, now))
 
     def _check_open(self) -> None:
         if self.closed:
@@ -284,10 +277,10 @@ class FeedProtocol:
             for request in self._pending:
                 if request.topic == topic and (action is None or request.action == action):
                     self._pending.remove(request)
-                    self._answered += 1
+                    self.answered += 1
                     return request
         if self._pending and (topic is None or action is None):
-            self._answered += 1
+            self.answered += 1
             return self._pending.popleft()
         return None
 

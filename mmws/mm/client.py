@@ -104,26 +104,7 @@ class MMClient(StreamClient[MMStreamEvent]):
         self._api_key = api_key
         self._channels_arg = tuple(channels) if not isinstance(channels, str) else channels
         self._legacy_field_names = legacy_field_names
-        options = ClientOptions(
-            ping_interval=ping_interval,
-            pong_timeout=pong_timeout,
-            heartbeat_timeout=heartbeat_timeout,
-            connect_timeout=connect_timeout,
-            io_timeout=io_timeout,
-            reconnect=reconnect,
-            backoff_base=backoff_base,
-            backoff_cap=backoff_cap,
-            backoff_reset_after=backoff_reset_after,
-            maxsize=maxsize,
-            deliver_keepalive=deliver_keepalive,
-            ssl_context=ssl_context,
-            ca_file=ca_file,
-            verify_tls=verify_tls,
-            proxy_host=proxy_host,
-            proxy_port=proxy_port,
-            proxy_auth=proxy_auth,
-            proxy_type=proxy_type,
-        )
+        options = ClientOptions.pick(locals())
         super().__init__(
             url=url, options=options, on_event=on_event, record=record, secrets=SecretSet(api_key)
         )

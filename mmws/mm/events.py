@@ -24,9 +24,8 @@ from mmws.lifecycle import (
     Overflow,
     Reconnecting,
     Stale,
-    UnknownMessage,
 )
-from mmws.lifecycle import UnknownMessage as UnknownMessage  # noqa: F811 - its older path
+from mmws.lifecycle import UnknownMessage as UnknownMessage  # also importable here, as before
 from mmws.mm.models import Account, Bet, Emergency, Order, Score
 
 __all__ = [

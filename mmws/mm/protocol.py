@@ -192,7 +192,7 @@ class MMProtocol:
         self.subscription_id: int | str | None = None
         self._outgoing: list[str] = []
         self._events: list[Any] = []
-        self._answered = 0
+        self.answered = 0  # replies to our commands so far (a change wakes waiters)
 
     def __repr__(self) -> str:
         return f"<MMProtocol state={self.state.value} channels={list(self.channels)}>"
@@ -228,10 +228,6 @@ class MMProtocol:
     def connection_lost(self) -> None:
         self._transition("connection_lost")
 
-    @property
-    def answered(self) -> int:
-        """How many replies to our commands have arrived (a change wakes waiters)."""
-        return self._answered
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
@@ -346,7 +342,7 @@ class MMProtocol:
         self._transition("subscribed")
         self.subscription_id = sub_id
         self.confirmed = tuple(c for c in chans if isinstance(c, str))
-        self._answered += 1
+        self.answered += 1
         self._events.append(Subscribed(sub_id, chans, missing))
 
     def _error(self, msg: Mapping[str, Any]) -> None:
@@ -355,5 +351,5 @@ class MMProtocol:
         code = code if isinstance(code, str) else None
         error = classify_error(text, code)
         self._transition("error")
-        self._answered += 1
+        self.answered += 1
         self._events.append(ServerErrorEvent(text, code, error))
