@@ -156,6 +156,9 @@ class StreamClient(Commands, Generic[E]):
         self._clock_offset: float | None = None
         self._last_error: str | None = None
         self._reconnects = 0
+        # A subclass's step between decoding and delivery (MMClient's state cache): runs on
+        # the reader thread under the lock, sees every decoded event, returns what to deliver.
+        self._event_filter: Callable[[Session, list[Any]], list[Any]] | None = None
         self._owns_recorder = record is not None and not isinstance(record, Recorder)
         self._recorder: Recorder | None = (
             record
@@ -338,6 +341,10 @@ class StreamClient(Commands, Generic[E]):
 
     # -- private: connections --------------------------------------------------------------
 
+    def _connection_lost(self) -> None:
+        """(lock held, reader thread) The current connection ended; before ``Disconnected``
+        is queued."""
+
     def _keepalive_for_new_protocol(self) -> Keepalive:
         ping, pong, heartbeat = self._keepalive_args
         return Keepalive(ping_interval=ping, pong_timeout=pong, heartbeat_timeout=heartbeat)
@@ -415,6 +422,8 @@ class StreamClient(Commands, Generic[E]):
                 events = protocol.events_received()
             if protocol.answered != answered:
                 self._acks.notify_all()  # a command was answered
+            if self._event_filter is not None:
+                events = self._event_filter(session, events)
             return events
 
     def _install(self, session: Session) -> None:
@@ -475,6 +484,7 @@ class StreamClient(Commands, Generic[E]):
             session.transport.close(timeout=0.1)
             with self._lock:
                 session.protocol.connection_lost()
+                self._connection_lost()
                 self._session = None
                 if self._closing:
                     return

@@ -294,9 +294,8 @@ def _api_key(args: argparse.Namespace, out: _Out) -> str:
 def _cmd_demo(args: argparse.Namespace, out: _Out) -> None:
     with ExitStack() as stack:
         sim = stack.enter_context(_simulator(args, out))
-        clients: list[StreamClient[Any]] = [
-            _connect(stack, MMClient(sim.api_key, url=sim.mm_url, connect_timeout=5.0))
-        ]
+        mm = MMClient(sim.api_key, url=sim.mm_url, connect_timeout=5.0, state=args.state)
+        clients: list[StreamClient[Any]] = [_connect(stack, mm)]
         if args.feed:
             feed = FeedClient(
                 url=sim.feed_url,
@@ -308,6 +307,30 @@ def _cmd_demo(args: argparse.Namespace, out: _Out) -> None:
         out.note(f"-- streaming until {until}")
         _stream(clients, out, args.duration)
         out.summary(_reconnects(clients))
+        if args.state:
+            _show_state(mm, out)
+
+
+def _show_state(client: MMClient, out: _Out) -> None:
+    """The end of ``demo --state``: open orders and balances, as the state holds them."""
+    state = client.state
+    snap = state.snapshot()
+    synced = "synced with the server" if snap.synced else "NOT synced (a resync is pending)"
+    out.note(
+        f"state: {len(snap.orders)} orders, {len(snap.bets)} bets, {state.resyncs} resyncs, "
+        f"{state.gaps} gaps; {synced}"
+    )
+    out.note(f"  open orders ({len(snap.open_orders)})")
+    for order in sorted(snap.open_orders.values(), key=lambda o: o.order_id):
+        out.note(
+            f"    #{order.order_id} {order.order_status} {order.exchange or '?'} "
+            f"stake {order.order_stake} matched {order.matched_stake} @ {order.order_cents}"
+        )
+    out.note(f"  balances ({len(snap.accounts)} accounts)")
+    for (exchange, username), account in sorted(snap.accounts.items()):
+        out.note(f"    {exchange} {username}: balance {account.balance}")
+    if snap.emergency is not None and snap.emergency.emergency:
+        out.note(f"  EMERGENCY ON: {snap.emergency.reason or 'no reason given'}")
 
 
 def _cmd_listen(args: argparse.Namespace, out: _Out, record: str | None = None) -> None:
@@ -489,10 +512,16 @@ def _parser() -> _Parser:
             "print one line per event, then a summary (events per channel, reconnects, "
             "arrival-to-print latency). Runs until Ctrl-C or --duration."
         ),
-        epilog="example:\n  mmws demo --duration 5 --feed",
+        epilog="examples:\n  mmws demo --duration 5 --feed\n  mmws demo --duration 5 --state",
     )
     demo.add_argument(
         "--feed", action="store_true", help="also connect a FeedClient to the simulated feed"
+    )
+    demo.add_argument(
+        "--state",
+        action="store_true",
+        help="keep the state (MMClient(state=True)) and show open orders and balances at "
+        "the end",
     )
     demo.set_defaults(run=_cmd_demo)
 

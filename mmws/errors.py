@@ -12,7 +12,9 @@ Users catch these and nothing else: every error raised by websocket-client, ``so
     ├── ServerError                           the server answered with an error; .code, .message
     │   ├── AuthenticationError               apiKey required / invalid format / invalid key (fatal)
     │   ├── ConnectionLimitError              too many connections for this key (retry later)
-    │   └── SubscriptionError                 CHANNEL_NOT_ALLOWED, SUBSCRIPTION_LIMIT, ...
+    │   ├── SubscriptionError                 CHANNEL_NOT_ALLOWED, SUBSCRIPTION_LIMIT, ...
+    │   └── RestError                         the REST API answered an HTTP error; .status, .detail
+    │       └── RateLimitError                HTTP 429 on every attempt; .retry_after
     └── TransportError
         ├── ConnectError                      TCP / TLS / handshake failed; .status for HTTP
         │   └── ConnectTimeout(ConnectError, TransportTimeout)  connect_timeout ran out
@@ -39,7 +41,9 @@ __all__ = [
     "LocalProtocolError",
     "MmwsError",
     "ProtocolError",
+    "RateLimitError",
     "RemoteProtocolError",
+    "RestError",
     "ServerError",
     "SubscriptionError",
     "TransportError",
@@ -107,6 +111,34 @@ class ConnectionLimitError(ServerError):
 
 class SubscriptionError(ServerError):
     """A subscribe or unsubscribe command was refused; ``code`` is the server's code."""
+
+
+class RestError(ServerError):
+    """The MM REST API (:class:`mmws.MMRest`) answered with an HTTP error, or with a
+    redirect, which is never followed (the API key must not go where you did not send it).
+
+    ``status`` is the HTTP status. ``detail`` is the server's explanation (FastAPI's
+    ``detail`` text, or the start of the body), possibly empty; it never holds the API key.
+    ``retry_after`` is the server's ``Retry-After`` in seconds when it sent one, else ``None``.
+    """
+
+    def __init__(
+        self, message: str, status: int, detail: str = "", retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
+        self.retry_after = retry_after
+
+    def __reduce__(  # type: ignore[override]
+        self,
+    ) -> tuple[type[RestError], tuple[str, int, str, float | None]]:
+        return (type(self), (self.message, self.status, self.detail, self.retry_after))
+
+
+class RateLimitError(RestError):
+    """HTTP 429 on every attempt: the key used up its request budget (2,000 a minute).
+    ``retry_after`` is how long the server last asked to wait, when it said."""
 
 
 class TransportError(MmwsError):

@@ -46,9 +46,12 @@ from mmws.mm.events import (
     BetEvent,
     Broadcast,
     EmergencyEvent,
+    GapDetected,
     Heartbeat,
     OrderEvent,
     Pong,
+    Resynced,
+    ResyncFailed,
     ScoreEvent,
     ServerErrorEvent,
     Subscribed,
@@ -305,6 +308,20 @@ _LIFECYCLE_TEXT: Mapping[type, Callable[[Any], tuple[str, bool]]] = {
     FeedPong: _pong,
     Heartbeat: lambda e: ("heartbeat", False),
     UnknownMessage: lambda e: (f"unknown message type {e.type!r}", True),
+    GapDetected: lambda e: (
+        f"gap: {e.channel} {_text(e.key)} {e.field or 'entity'}: "
+        f"cached {_text(e.expected)}, broadcast said {_text(e.got)}; resyncing",
+        True,
+    ),
+    Resynced: lambda e: (
+        f"resynced ({e.reason}): {e.orders} orders, {e.bets} bets, {e.accounts} accounts "
+        f"in {e.duration * 1000:.0f} ms",
+        False,
+    ),
+    ResyncFailed: lambda e: (
+        f"resync failed: {e.error}; {'retrying' if e.will_retry else 'not retrying'}",
+        True,
+    ),
 }
 
 F = TypeVar("F")

@@ -6,6 +6,8 @@ from mmws.mm.client import *  # noqa: F403
 from mmws.mm.events import *  # noqa: F403
 from mmws.mm.models import *  # noqa: F403
 from mmws.mm.protocol import *  # noqa: F403
+from mmws.mm.rest import *  # noqa: F403
+from mmws.mm.state import *  # noqa: F403
 
 if not TYPE_CHECKING:
     # Each name is listed once, in the module that defines it. Type checkers read the
@@ -14,6 +16,8 @@ if not TYPE_CHECKING:
     from mmws.mm import events as _events
     from mmws.mm import models as _models
     from mmws.mm import protocol as _protocol
+    from mmws.mm import rest as _rest
+    from mmws.mm import state as _state
     from mmws.mm.events import ServerError as ServerError  # the event's older name
 
     __all__ = [
@@ -21,4 +25,6 @@ if not TYPE_CHECKING:
         *_events.__all__,
         *_models.__all__,
         *_protocol.__all__,
+        *_rest.__all__,
+        *_state.__all__,
     ]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from mmws._client import StreamClient
 from mmws._delivery import Lane
@@ -15,8 +17,10 @@ from mmws._options import ClientOptions
 from mmws._recorder import Recorder
 from mmws._secret import Secret, SecretSet
 from mmws._session import Session
+from mmws.errors import ConfigError, ConnectTimeout, MmwsError
 from mmws.errors import ServerError as ServerErrorException
 from mmws.lifecycle import Connected, KeepaliveEvent
+from mmws.mm._resync import StateKeeper
 from mmws.mm.events import (
     EmergencyEvent,
     MMStreamEvent,
@@ -27,10 +31,12 @@ from mmws.mm.events import (
 from mmws.mm.protocol import (
     CHANNELS,
     MMProtocol,
-    MMState,
+    MMProtocolState,
     validate_api_key,
     validate_channels,
 )
+from mmws.mm.rest import MMRest
+from mmws.mm.state import MMState
 
 __all__ = ["MMClient"]
 
@@ -97,6 +103,12 @@ class MMClient(StreamClient[MMStreamEvent]):
         proxy_port: int | None = None,
         proxy_auth: tuple[str, str] | None = None,
         proxy_type: str = "http",
+        state: bool = False,
+        rest_url: str | None = None,
+        rest: MMRest | None = None,
+        resync_timeout: float = 30.0,
+        resync_backoff: float = 1.0,
+        audit_interval: float | None = 60.0,
     ) -> None:
         # Rebound at once: only the redacting type stays in this frame's locals, so a
         # ConfigError raised below shows no key in a traceback rendered with its locals.
@@ -108,6 +120,36 @@ class MMClient(StreamClient[MMStreamEvent]):
         super().__init__(
             url=url, options=options, on_event=on_event, record=record, secrets=SecretSet(api_key)
         )
+        self._keeper: StateKeeper | None = None
+        if not state and (rest is not None or rest_url is not None):
+            raise ConfigError("rest= and rest_url= are for the state cache: add state=True")
+        if state:
+            self._resync_timeout = _positive("resync_timeout", resync_timeout)
+            backoff = _positive("resync_backoff", resync_backoff)
+            audit = None if audit_interval is None else _positive("audit_interval", audit_interval)
+            if rest is None:
+                rest = MMRest(
+                    api_key,
+                    base_url=rest_url if rest_url is not None else derive_rest_url(url),
+                    timeout=io_timeout,
+                    ssl_context=ssl_context,
+                    ca_file=ca_file,
+                    verify_tls=verify_tls,
+                )
+            elif not isinstance(rest, MMRest):
+                raise ConfigError(f"rest must be an mmws.MMRest, got {type(rest).__name__}")
+            keeper = StateKeeper(
+                rest,
+                self._wake,
+                self._paced_command,
+                self._queue.put_many,
+                self._stop.is_set,
+                retry_base=backoff,
+                barrier_timeout=max(1.0, pong_timeout),
+                audit_interval=audit,
+            )
+            self._keeper = keeper
+            self._event_filter = keeper.on_events
 
     def connect(self) -> MMClient:
         """Validate the key and channels (``ConfigError``, before any network use), then
@@ -115,7 +157,48 @@ class MMClient(StreamClient[MMStreamEvent]):
         :meth:`StreamClient.connect` for the errors."""
         validate_api_key(self._api_key)
         self._channels = validate_channels(self._channels_arg)
-        return super().connect()
+        keeper = self._keeper
+        if keeper is None or self._threads:
+            return super().connect()
+        super().connect()
+        self._start_thread("resync", keeper.run)
+        deadline = time.monotonic() + self._resync_timeout
+        with self._lock:
+            while keeper.first_result is None and not self._closing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(left)
+            result = keeper.first_result
+        if result is True:
+            return self
+        self.close()
+        if isinstance(result, MmwsError):
+            raise result
+        raise ConnectTimeout(
+            f"the first state resync from {keeper.rest.base_url} did not finish within "
+            f"{self._resync_timeout:g} s (resync_timeout); last error: {self._last_error}"
+        )
+
+    @property
+    def state(self) -> MMState:
+        """The state cache (``MMClient(..., state=True)`` only; ``ConfigError`` otherwise):
+        orders, open orders, bets, balances, scores and the emergency switch, kept equal to
+        the server's across reconnects and gaps. See "Your orders and balances"."""
+        if self._keeper is None:
+            raise ConfigError("this client keeps no state: create it with state=True")
+        return self._keeper.state
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop: unsubscribe (best effort), close the socket and join every thread."""
+        if self._keeper is not None:
+            self._keeper.rest.close()  # a REST request in flight ends now
+        super().close(timeout)
+
+    def _connection_lost(self) -> None:
+        # After close() the state stays as it was then: a final view, not a stale one.
+        if self._keeper is not None and not self._closing:
+            self._keeper.connection_lost()
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -155,5 +238,25 @@ class MMClient(StreamClient[MMStreamEvent]):
                         ", ".join(event.missing),
                     )
                 events.append(event)
-            if protocol.state is MMState.SUBSCRIBED:
+            if protocol.state is MMProtocolState.SUBSCRIBED:
                 return events
+
+
+def derive_rest_url(ws_url: str) -> str:
+    """The REST base URL of a WebSocket URL: ``wss`` -> ``https``, ``ws`` -> ``http``, the
+    same host and port, no path."""
+    parts = urlsplit(ws_url)
+    scheme = {"wss": "https", "ws": "http"}.get(parts.scheme.lower())
+    if scheme is None or not parts.hostname:
+        raise ConfigError(
+            f"cannot derive the REST URL from a {parts.scheme or 'schemeless'} URL: "
+            "pass rest_url="
+        )
+    host = parts.netloc.rpartition("@")[2]  # never carry credentials over
+    return f"{scheme}://{host}"
+
+
+def _positive(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+    return float(value)

@@ -34,10 +34,13 @@ __all__ = [
     "Broadcast",
     "EmergencyEvent",
     "EventKind",
+    "GapDetected",
     "Heartbeat",
     "MMStreamEvent",
     "OrderEvent",
     "Pong",
+    "ResyncFailed",
+    "Resynced",
     "ScoreEvent",
     "ServerErrorEvent",
     "Subscribed",
@@ -165,6 +168,49 @@ class ServerErrorEvent:
 
 ServerError = ServerErrorEvent  # the name this event had before; kept for older imports
 
+
+@attrs.frozen(slots=True)
+class GapDetected:
+    """With ``state=True``: a broadcast shows that the cached state missed something.
+
+    ``channel`` and ``key`` name the entity (an order id, a bet id, an account's
+    ``(exchange, username)``). ``field`` is the first field whose ``old`` value disagrees with
+    the cache: ``expected`` is the cached value, ``got`` the broadcast's ``old`` value. For an
+    UPDATE of an entity the state does not know, ``field`` is ``None``; for an INSERT that
+    repeats a known entity with other content, ``got`` is the new value. The broadcast itself
+    is applied anyway (it is newer), ``synced`` turns False and a resync follows."""
+
+    channel: str
+    key: Any
+    field: str | None = None
+    expected: Any = None
+    got: Any = None
+
+
+@attrs.frozen(slots=True)
+class Resynced:
+    """With ``state=True``: the state was rebuilt from the REST API, and broadcasts that came
+    meanwhile were applied on top; it equals the server's again (``synced`` is True).
+
+    ``reason`` is ``"connect"``, ``"reconnect"`` or ``"gap"``; ``orders``, ``bets`` and
+    ``accounts`` count what REST returned; ``duration`` is in seconds."""
+
+    reason: str
+    orders: int
+    bets: int
+    accounts: int
+    duration: float
+
+
+@attrs.frozen(slots=True)
+class ResyncFailed:
+    """With ``state=True``: a resync failed (``error``). With ``will_retry`` it is tried
+    again with backoff (1 s, 2 s, 4 s ... up to 30 s) and ``synced`` stays False meanwhile;
+    without (a refused key), the state stays unsynced until the next reconnect."""
+
+    error: Exception
+    will_retry: bool
+
 MMStreamEvent: TypeAlias = Union[  # noqa: UP007 - a runtime alias, readable in the docs
     OrderEvent,
     BetEvent,
@@ -176,6 +222,9 @@ MMStreamEvent: TypeAlias = Union[  # noqa: UP007 - a runtime alias, readable in 
     Pong,
     Heartbeat,
     ServerErrorEvent,
+    GapDetected,
+    Resynced,
+    ResyncFailed,
     UnknownMessage,
     Connected,
     Disconnected,

@@ -30,6 +30,7 @@ __all__ = [
     "OrderStatus",
     "Score",
     "SettlementStatus",
+    "TradingStatus",
 ]
 
 _EMPTY: Mapping[str, Any] = EMPTY
@@ -184,4 +185,33 @@ class Emergency:
     emergency: bool | None = None
     reason: str | None = None
     triggered_at: datetime | None = None
+    extra: Mapping[str, Any] = _extra
+
+
+@attrs.frozen(slots=True)
+class TradingStatus:
+    """Whether the client may trade now (REST ``GET /api/v1/trading/status``).
+
+    The ``manual_*`` fields are the client's own pause and stop switches; the ``system_*``
+    fields and ``emergency_active`` are the operator's. ``system_duration_seconds`` is how
+    long the system block has lasted.
+    """
+
+    client: str | None = None
+    client_name: str | None = None
+    odds_format: str | None = None
+    status: str | None = None
+    trading_active: bool | None = None
+    manual_paused: bool | None = None
+    manual_paused_at: datetime | None = None
+    manual_paused_reason: str | None = None
+    manual_stopped: bool | None = None
+    manual_stopped_at: datetime | None = None
+    manual_stopped_reason: str | None = None
+    system_trading_blocked: bool | None = None
+    emergency_active: bool | None = None
+    system_stopped: bool | None = None
+    soft_paused: bool | None = None
+    system_reason: str | None = None
+    system_duration_seconds: float | None = None
     extra: Mapping[str, Any] = _extra

@@ -56,7 +56,7 @@ from mmws.mm.events import (
 )
 from mmws.mm.models import Account, Bet, Emergency, Order, Score
 
-__all__ = ["CHANNELS", "MMProtocol", "MMState"]
+__all__ = ["CHANNELS", "MMProtocol", "MMProtocolState"]
 
 CHANNELS: Final = ("orders", "bets", "accounts", "scores", "emergency")
 
@@ -71,7 +71,10 @@ _KINDS: Final = {k.value: k for k in EventKind}
 _NO_OLD: Final[Mapping[str, Any]] = EMPTY
 
 
-class MMState(str, Enum):
+class MMProtocolState(str, Enum):
+    """The protocol core's state (see the table above). Named ``MMState`` up to mmws 0.1; that
+    name is now the state cache, :class:`mmws.MMState`."""
+
     IDLE = "IDLE"
     SUBSCRIBING = "SUBSCRIBING"
     SUBSCRIBED = "SUBSCRIBED"
@@ -80,12 +83,12 @@ class MMState(str, Enum):
     CLOSED = "CLOSED"
 
 
-_TRANSITIONS: Final[dict[tuple[MMState, str], MMState]] = {
-    (MMState.IDLE, "subscribe"): MMState.SUBSCRIBING,
-    (MMState.SUBSCRIBING, "subscribed"): MMState.SUBSCRIBED,
-    (MMState.SUBSCRIBING, "error"): MMState.FAILED,
-    (MMState.SUBSCRIBED, "unsubscribe"): MMState.UNSUBSCRIBED,
-    **{(state, "connection_lost"): MMState.CLOSED for state in MMState},
+_TRANSITIONS: Final[dict[tuple[MMProtocolState, str], MMProtocolState]] = {
+    (MMProtocolState.IDLE, "subscribe"): MMProtocolState.SUBSCRIBING,
+    (MMProtocolState.SUBSCRIBING, "subscribed"): MMProtocolState.SUBSCRIBED,
+    (MMProtocolState.SUBSCRIBING, "error"): MMProtocolState.FAILED,
+    (MMProtocolState.SUBSCRIBED, "unsubscribe"): MMProtocolState.UNSUBSCRIBED,
+    **{(state, "connection_lost"): MMProtocolState.CLOSED for state in MMProtocolState},
 }
 # What the server may send in any state without changing it (a repeated `subscribed`, an
 # error frame after the subscription): such frames are events, not transitions.
@@ -186,7 +189,7 @@ class MMProtocol:
     ) -> None:
         self.legacy_field_names = legacy_field_names
         self.keepalive = keepalive if keepalive is not None else Keepalive()
-        self.state = MMState.IDLE
+        self.state = MMProtocolState.IDLE
         self.channels: tuple[str, ...] = ()
         self.confirmed: tuple[str, ...] = ()  # what the server's last `subscribed` named
         self.subscription_id: int | str | None = None
@@ -214,7 +217,7 @@ class MMProtocol:
 
     def ping(self, now: float) -> None:
         """Queue a ping and start the pong clock."""
-        if self.state in (MMState.CLOSED, MMState.FAILED):
+        if self.state in (MMProtocolState.CLOSED, MMProtocolState.FAILED):
             raise LocalProtocolError(f"cannot ping in state {self.state.value}")
         self._outgoing.append('{"type": "ping"}')
         self.keepalive.ping_sent(now)
@@ -236,7 +239,7 @@ class MMProtocol:
 
     def goodbye(self) -> list[str]:
         """What to send before closing: ``unsubscribe`` when subscribed, else nothing."""
-        if self.state is not MMState.SUBSCRIBED:
+        if self.state is not MMProtocolState.SUBSCRIBED:
             return []
         self.unsubscribe()
         self.events_received()

@@ -14,7 +14,14 @@ Needs the ``sim`` extra (``pip install 'mmws[sim]'``, which brings ``websockets`
 """
 
 from mmws.sim.scenario import FeedUpdate, MatchGenerator, MatchInfo, Scenario, ScenarioEvent
-from mmws.sim.server import BurstResult, ConnectionInfo, ReceivedMessage, SimStats, Simulator
+from mmws.sim.server import (
+    BurstResult,
+    ConnectionInfo,
+    ReceivedMessage,
+    RestRequest,
+    SimStats,
+    Simulator,
+)
 
 __all__ = [
     "BurstResult",
@@ -23,6 +30,7 @@ __all__ = [
     "MatchGenerator",
     "MatchInfo",
     "ReceivedMessage",
+    "RestRequest",
     "Scenario",
     "ScenarioEvent",
     "SimStats",

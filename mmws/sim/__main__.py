@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mmws.sim") ->
         with sim:
             print(f"MM WebSocket:   {sim.mm_url}")
             print(f"MM API key:     {sim.api_key}")
+            print(f"MM REST:        {sim.rest_url}/api/v1 (header X-API-Key)")
             print(f"Feed WebSocket: {sim.feed_url}")
             print(f"Feed REST:      {sim.rest_url}/v1/ws/new?t={sim.feed_api_token}")
             print("Press Ctrl-C to stop.", flush=True)

@@ -8,6 +8,7 @@ import socket
 import ssl
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import ClassVar, TypeGuard
 
 import attrs
@@ -96,6 +97,7 @@ class SimConfig:
     max_recorded_messages: int = 10_000
     max_recorded_size: int = 64 * 1024
     max_closed_connections: int = 1_000
+    scenario_start: datetime | None = None
 
     def __attrs_post_init__(self) -> None:
         port = self.port
@@ -137,11 +139,26 @@ class SimConfig:
         if not tokens:
             raise ConfigError("feed_api_tokens must hold at least one token")
         object.__setattr__(self, "feed_api_tokens", dict(tokens))
+        object.__setattr__(self, "scenario_start", _scenario_start(self.scenario_start))
 
     @property
     def api_tokens(self) -> Mapping[str, str]:
         """The feed API tokens (the generated demo one when none were given)."""
         return self.feed_api_tokens or {}
+
+
+def _scenario_start(value: object) -> datetime:
+    """``scenario_start`` in UTC; None: now (UTC), truncated to whole seconds."""
+    if value is None:
+        return datetime.now(timezone.utc).replace(microsecond=0)
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ConfigError(
+            f"scenario_start must be a timezone-aware datetime (or None), got {value!r}"
+        )
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ConfigError(f"scenario_start is out of range in UTC: {value!r}") from None
 
 
 def url_host(host: str) -> str:

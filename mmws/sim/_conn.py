@@ -25,9 +25,18 @@ from mmws.sim.snapshots import ReceivedMessage
 
 logger = logging.getLogger("mmws.sim")
 
-__all__ = ["CHUNK", "DETAIL_426", "FEED_PATHS", "HEARTBEAT", "MM_PATH", "MM_PONG"]
+__all__ = [
+    "API_PREFIX",
+    "CHUNK",
+    "DETAIL_426",
+    "FEED_PATHS",
+    "HEARTBEAT",
+    "MM_PATH",
+    "MM_PONG",
+]
 
 MM_PATH: Final = "/ws/subscribe"
+API_PREFIX: Final = "/api/v1"  # the MM REST API (mmws.sim._rest)
 FEED_PATHS: Final = ("/", "/feed")
 DETAIL_426: Final = (
     "This endpoint requires a WebSocket connection. Use ws://host:port/ws/subscribe"
@@ -166,6 +175,8 @@ class _Conn:
         self.close_code: int | None = None
         self.received: deque[ReceivedMessage] = deque(maxlen=max_recorded)
         self.frames_sent = 0
+        self.skip = 0  # broadcasts still to leave out (skip_broadcasts); the sim lock guards
+        self.skipped = 0
         self.closing = False
         self.sending = False
         self.dead = False

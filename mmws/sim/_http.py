@@ -1,5 +1,5 @@
 """HTTP routing of the simulator's one port: the WebSocket upgrades, 426 and 404 answers,
-refused handshakes and the feed token REST routes."""
+refused handshakes, the feed token REST routes and the MM REST API (:mod:`mmws.sim._rest`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection
 
-from mmws.sim._conn import DETAIL_426, FEED_PATHS, MM_PATH
+from mmws.sim._conn import API_PREFIX, DETAIL_426, FEED_PATHS, MM_PATH
 from mmws.sim._state import SimState
 from mmws.sim.actions import encode
 from mmws.sim.feed import (
@@ -65,6 +65,9 @@ class HttpRoutes(SimState):
         path = url.path
         query = parse_qs(url.query)
         upgrade = (request.headers.get("Upgrade") or "").lower()
+        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+            status, body, extra = self._api(request, path, url.query)
+            return self._http_answer(_json_response(status, body, extra))
         if path.rstrip("/") in ("/v1/ws/new", "/v1/ws/renew"):
             return self._http_answer(self._rest(path.rstrip("/"), query))
         if path == MM_PATH:

@@ -3,6 +3,7 @@ delivery to subscribers, the timer and the scenario pacing."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -511,15 +512,36 @@ class Hub(SimState):
             ]
 
     def _deliver_mm(self, channel: str, text: str, client: str | None) -> int:
+        """Queue one MM broadcast to its subscribers; the connections it was queued for.
+
+        The ground truth takes the frame as it goes out (its own parsed copy), and changes
+        under the lock under which the targets are picked and the frame queued: a REST
+        answer (read under that lock) never misses a change whose frame was queued before it.
+        """
+        frame = json.loads(text)
+        limit = self.max_send_queue
         with self._lock:
-            targets = [
-                c
-                for c in self._conns.values()
-                if isinstance(c.session, MMServerSession)
-                and not c.closing
-                and c.session.wants(channel, client)
-            ]
-        return sum(1 for c in targets if c.enqueue(text, self.max_send_queue))
+            self._truth.apply(channel, frame.get("event"), frame.get("payload"), client)
+            targets = []
+            for c in self._conns.values():
+                if (
+                    isinstance(c.session, MMServerSession)
+                    and not c.closing
+                    and c.session.wants(channel, client)
+                ):
+                    if c.skip > 0:
+                        c.skip -= 1
+                        c.skipped += 1
+                    else:
+                        targets.append(c)
+            twice = bool(targets) and self._faults.take_duplicate()
+            sent = 0
+            for c in targets:
+                if c.enqueue(text, limit):
+                    sent += 1
+                    if twice:
+                        c.enqueue(text, limit)
+        return sent
 
     def _deliver_feed(self, update: FeedUpdate) -> int:
         keys = topic_keys(update)
@@ -604,6 +626,7 @@ class Hub(SimState):
                 subscribed=session.subscribed,
                 subscription_id=session.subscription_id,
                 channels=tuple(sorted(session.channels)),
+                skipped=c.skipped,
             )
         return ConnectionInfo(
             **base,
@@ -614,10 +637,17 @@ class Hub(SimState):
         )
 
     def _write_burst(
-        self, targets: list[_Conn], texts: Iterable[str], rate: float | None, tally: _Tally
+        self,
+        targets: list[_Conn],
+        texts: Iterable[str],
+        rate: float | None,
+        tally: _Tally,
+        queued: Callable[[int, int], None] | None = None,
     ) -> None:
         """Queue pre-encoded frames of ``texts`` on each target: in 256 KiB chunks, or one
-        at a time at ``rate`` per second; block until every target has written them."""
+        at a time at ``rate`` per second; block until every target has written them.
+        ``queued(start, stop)`` is called under the lock right after frames ``start`` to
+        ``stop - 1`` were queued (to change the ground truth with them)."""
         frames = [Frame(Opcode.TEXT, text.encode()).serialize(mask=False) for text in texts]
         started = time.monotonic()
         if rate is None:
@@ -632,16 +662,22 @@ class Hub(SimState):
                     pending, size = [], 0
             if pending:
                 chunks.append((b"".join(pending), len(pending)))
-            for conn in targets:
-                for data, n in chunks:
-                    conn.enqueue(_Raw(data, n, tally), self.max_send_queue + len(chunks))
+            with self._lock:
+                for conn in targets:
+                    for data, n in chunks:
+                        conn.enqueue(_Raw(data, n, tally), self.max_send_queue + len(chunks))
+                if queued is not None:
+                    queued(0, len(frames))
         else:
             for i, frame in enumerate(frames):
                 delay = started + i / rate - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     break
-                for conn in targets:
-                    conn.enqueue(_Raw(frame, 1, tally), self.max_send_queue + len(frames))
+                with self._lock:
+                    for conn in targets:
+                        conn.enqueue(_Raw(frame, 1, tally), self.max_send_queue + len(frames))
+                    if queued is not None:
+                        queued(i, i + 1)
         markers = []
         for conn in targets:
             marker = _Marker(threading.Event())

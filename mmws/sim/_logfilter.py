@@ -23,10 +23,10 @@ __all__ = ["MIN_SECRET", "WS_LOGGER", "register"]
 
 
 class _RedactSecrets(logging.Filter):
-    """websockets logs request lines and frames at DEBUG: hide ``token=``/``t=`` values, the
-    value of every ``apiKey``/``api_key`` field and, verbatim, every secret a live simulator
-    knows (its API keys, feed API tokens and issued feed tokens), so no secret reaches a log
-    (house rule 9).
+    """websockets logs request lines, headers and frames at DEBUG: hide ``token=``/``t=``
+    values, the value of every ``apiKey``/``api_key`` field and ``X-API-Key`` header and,
+    verbatim, every secret a live simulator knows (its API keys, feed API tokens and issued
+    feed tokens), so no secret reaches a log (house rule 9).
 
     A frame is redacted from its full payload before websockets shortens it for the log
     (first and last characters only), so a key at the end of a long frame is hidden too. A
@@ -34,6 +34,7 @@ class _RedactSecrets(logging.Filter):
     pattern recognises: its whole payload is masked."""
 
     _KEY = re.compile(r"""(["']api_?key["']\s*:\s*["'])([^"']*)""", re.I)
+    _HEADER = re.compile(r"(x-api-key\s*:\s*)(\S*)", re.I)  # a REST request's header line
 
     def filter(self, record: logging.LogRecord) -> bool:
         secrets = _log_secrets()
@@ -52,6 +53,7 @@ class _RedactSecrets(logging.Filter):
     def mask(cls, text: str, secrets: Iterable[str]) -> str:
         """``text`` with every ``apiKey`` value and every secret replaced by as many ``*``."""
         text = cls._KEY.sub(lambda m: m.group(1) + "*" * len(m.group(2)), text)
+        text = cls._HEADER.sub(lambda m: m.group(1) + "*" * len(m.group(2)), text)
         for secret in secrets:
             if secret in text:
                 text = text.replace(secret, "*" * len(secret))

@@ -19,10 +19,15 @@ from mmws.sim.feed import TokenStore
 from mmws.sim.scenario import FeedUpdate, MatchGenerator, Scenario, ScenarioEvent
 
 if TYPE_CHECKING:
-    from mmws.sim._conn import _Conn
+    from collections import deque
+    from collections.abc import Callable, Iterable
+    from datetime import datetime
+
+    from mmws.sim._conn import _Conn, _Tally
     from mmws.sim._hub import _Listener, _Registry
     from mmws.sim._timer import _Timer
-    from mmws.sim.snapshots import BurstResult
+    from mmws.sim._truth import Truth
+    from mmws.sim.snapshots import BurstResult, RestRequest
 
 __all__ = ["SimState"]
 
@@ -89,6 +94,9 @@ class SimState:
     _matches: MatchGenerator
     _timer: _Timer
     _scenario_thread: threading.Thread | None
+    _scenario_start: datetime
+    _truth: Truth
+    _rest_log: deque[RestRequest]
 
     # -- what one part calls on another (each is defined once, in its own part) -------------
 
@@ -124,4 +132,20 @@ class SimState:
         raise NotImplementedError
 
     def _info(self, c: _Conn) -> Any:
+        raise NotImplementedError
+
+    def _deliver_mm(self, channel: str, text: str, client: str | None) -> int:
+        raise NotImplementedError
+
+    def _write_burst(
+        self,
+        targets: list[_Conn],
+        texts: Iterable[str],
+        rate: float | None,
+        tally: _Tally,
+        queued: Callable[[int, int], None] | None = None,
+    ) -> None:
+        raise NotImplementedError
+
+    def _api(self, request: Request, path: str, query: str) -> tuple[int, Any, list[Any]]:
         raise NotImplementedError

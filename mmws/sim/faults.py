@@ -15,6 +15,19 @@ the wire:
 - ``reject_handshakes(status)``: WebSocket upgrades (both endpoints) are refused with that
   HTTP status (``Retry-After: 1`` added for 429 and 503); ``None`` stops refusing. The REST
   routes and the 426 answer to plain GETs are not affected.
+- ``skip_broadcasts(count, connection_id=None)``: the next ``count`` MM broadcasts that
+  would be queued to a connection are not sent to it (a gap without a disconnect); the
+  ground truth (and so the REST API) still changes. Counted in ``ConnectionInfo.skipped``.
+- ``duplicate_broadcasts(count)``: the next ``count`` MM broadcasts that reach at least one
+  connection are queued twice to each of them (the ground truth changes once).
+- ``rest_errors(status, count, retry_after)``: the next ``count`` MM REST requests
+  (``/api/v1/...``, whatever their key) answer ``status`` with ``{"detail": <phrase>}``, and
+  ``Retry-After`` (whole seconds, rounded up) when ``retry_after`` is given.
+- ``rest_latency(seconds)``: every MM REST answer is sent ``seconds`` late (0: at once); the
+  wait ends early when the simulator closes.
+
+:meth:`~mmws.sim.Simulator.burst` frames are not affected by the two broadcast faults (they
+are written pre-encoded, in chunks), and do not use up their counts.
 
 :func:`abort_socket` ends a TCP connection without a WebSocket close frame: with
 ``reset=True`` an RST (``SO_LINGER`` 0, then close); with ``reset=False`` a FIN in both
@@ -28,7 +41,7 @@ import socket
 import struct
 import threading
 
-__all__ = ["Faults", "abort_socket"]
+__all__ = ["Faults", "abort_socket", "check_count", "check_seconds"]
 
 
 class Faults:
@@ -41,6 +54,10 @@ class Faults:
         self._heartbeats = True
         self._pong_delay = 0.0
         self._reject: int | None = None
+        self._duplicate = 0
+        self._rest_error: tuple[int, float | None] | None = None
+        self._rest_errors_left = 0
+        self._rest_latency = 0.0
 
     # -- stall ------------------------------------------------------------------------------
 
@@ -92,6 +109,67 @@ class Faults:
             raise ValueError(f"status must be an HTTP error status (400-599) or None: {status!r}")
         with self._lock:
             self._reject = status
+
+    # -- broadcasts -------------------------------------------------------------------------
+
+    def duplicate_broadcasts(self, count: int) -> None:
+        check_count("count", count)
+        with self._lock:
+            self._duplicate = count
+
+    def take_duplicate(self) -> bool:
+        """Whether this broadcast goes out twice (uses up one of the count)."""
+        with self._lock:
+            if self._duplicate <= 0:
+                return False
+            self._duplicate -= 1
+            return True
+
+    # -- REST -------------------------------------------------------------------------------
+
+    def rest_errors(self, status: int, count: int = 1, retry_after: float | None = None) -> None:
+        if isinstance(status, bool) or not isinstance(status, int):
+            raise TypeError(f"status must be an int, got {type(status).__name__}")
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status (400-599), got {status!r}")
+        check_count("count", count)
+        if retry_after is not None:
+            check_seconds("retry_after", retry_after)
+        with self._lock:
+            self._rest_error = (status, None if retry_after is None else float(retry_after))
+            self._rest_errors_left = count
+
+    def take_rest_error(self) -> tuple[int, float | None] | None:
+        """The (status, retry_after) this REST request answers, or None to answer it."""
+        with self._lock:
+            if self._rest_errors_left <= 0:
+                return None
+            self._rest_errors_left -= 1
+            return self._rest_error
+
+    @property
+    def rest_latency(self) -> float:
+        return self._rest_latency
+
+    def set_rest_latency(self, seconds: float) -> None:
+        check_seconds("seconds", seconds)
+        self._rest_latency = float(seconds)
+
+
+def check_count(name: str, value: object) -> None:
+    """A count argument: an int >= 0 (TypeError, ValueError naming ``name``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+
+def check_seconds(name: str, value: object) -> None:
+    """A duration argument: a finite number >= 0 (TypeError, ValueError naming ``name``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def abort_socket(sock: socket.socket, *, reset: bool = True) -> None:

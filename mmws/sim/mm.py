@@ -57,6 +57,7 @@ from mmws.sim.actions import Action, Close, Pong, Send, encode
 
 __all__ = [
     "ALL_CHANNELS",
+    "BURST_EVENTS",
     "ErrorTexts",
     "MMServerSession",
     "Registry",
@@ -227,13 +228,23 @@ def _error(message: str) -> str:
     return encode({"type": "error", "message": message})
 
 
-def burst_frames(count: int, *, first_id: int = 1) -> Sequence[str]:
+BURST_EVENTS: Final = ("UPDATE", "INSERT")
+
+
+def burst_frames(count: int, *, first_id: int = 1, event: str = "UPDATE") -> Sequence[str]:
     """``count`` order-fill broadcasts (the seed's fill example), ``orderId`` first_id, +1...
 
-    Every frame is a full, valid ``orders`` UPDATE with ``old``, so a client decodes it the
-    normal way; only ``orderId`` differs, so a reader can check order and completeness.
+    Every frame is a full, valid ``orders`` UPDATE with ``old`` (``event="INSERT"``: an
+    INSERT, without ``old``), so a client decodes it the normal way; only ``orderId``
+    differs, so a reader can check order and completeness. Another ``event`` is a
+    ``ConfigError``.
     """
-    head = '{"type":"broadcast","channel":"orders","event":"UPDATE","payload":{"orderId":'
+    if event not in BURST_EVENTS:
+        raise ConfigError(f"event must be 'UPDATE' or 'INSERT', got {event!r}")
+    event = BURST_EVENTS[BURST_EVENTS.index(event)]  # the plain str (not an EventKind)
+    head = (
+        f'{{"type":"broadcast","channel":"orders","event":"{event}","payload":{{"orderId":'
+    )
     tail = encode(
         {
             "fixtureId": "id1000000861624412",
@@ -249,5 +260,5 @@ def burst_frames(count: int, *, first_id: int = 1) -> Sequence[str]:
         }
     )
     old = encode({"orderStatus": "PLACED", "matchedStatus": "NOT_MATCHED", "matchedStake": 0})
-    rest = "," + tail[1:] + ',"old":' + old + "}"
+    rest = "," + tail[1:] + (',"old":' + old + "}" if event == "UPDATE" else "}")
     return [f"{head}{i}{rest}" for i in range(first_id, first_id + count)]

@@ -28,7 +28,8 @@ Wire rules the events follow (the ones the docs show):
   out fields that had no previous value (the docs' fill example leaves out ``matchedAt``);
 - about 40 % of ``UPDATE`` payloads are partial: the identity keys plus the changed fields;
 - ``scores`` and ``emergency`` UPDATEs carry no ``old`` (as in the docs' examples);
-- timestamps come from a simulated clock starting at 2026-02-15T10:00:00Z, never the wall clock.
+- timestamps come from a simulated clock starting at ``start`` (default 2026-02-15T10:00:00Z;
+  the simulator passes its ``scenario_start``), never the wall clock.
 
 Order ids start at 100001 and bet ids at 500001, so they never collide with the ids 1..count
 of :meth:`mmws.sim.Simulator.burst`.
@@ -148,6 +149,12 @@ class Scenario:
     @property
     def clients(self) -> tuple[str, ...]:
         return self._clients
+
+    def accounts(self, client: str) -> list[dict[str, Any]]:
+        """Copies of ``client``'s account rows as they are now (``[]`` for an unknown
+        client). The scenario changes its own rows as it runs (balances move with fills),
+        so these are what an ``accounts`` REST answer would give at this moment."""
+        return [dict(row) for row in self._accounts.get(client, ())]
 
     def next_event(self) -> ScenarioEvent:
         """The next broadcast of the scenario (never ends)."""

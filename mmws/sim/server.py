@@ -22,6 +22,9 @@ Routes (HTTP and WebSocket on the same port):
   ``{"detail":"This endpoint requires a WebSocket connection. Use ws://host:port/ws/subscribe"}``.
 - ``/?token=T`` or ``/feed?token=T``: the feed endpoint (:mod:`mmws.sim.feed`).
 - ``GET /v1/ws/new?t=API_TOKEN``, ``GET /v1/ws/renew?t=API_TOKEN``: feed token REST.
+- ``GET /api/v1/...`` (header ``X-API-Key``): the MM REST API (orders, open orders, bets,
+  accounts, trading status; see :mod:`mmws.sim._rest`), answered from the ground truth that
+  every MM broadcast builds (:meth:`Simulator.truth`).
 - anything else: ``404`` ``{"detail":"Not Found"}``.
 - a request that is not an HTTP/1.1 GET, or is not HTTP at all: websockets' parser refuses
   it and the TCP connection is closed without a response.
@@ -62,22 +65,22 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from enum import Enum
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-import attrs
-
-from mmws._codec import model_codec
 from mmws.errors import ConfigError
-from mmws.mm.protocol import CHANNELS
 from mmws.sim._config import SimConfig, url_host
-from mmws.sim._conn import FEED_PATHS, MM_PATH, _Conn, _Tally
+from mmws.sim._conn import FEED_PATHS, MM_PATH, _Conn
 from mmws.sim._http import HttpRoutes
 from mmws.sim._hub import Hub, _Listener, _Registry
 from mmws.sim._logfilter import MIN_SECRET, register
+from mmws.sim._mmdata import MMData
+from mmws.sim._rest import REST_LOG_SIZE, RestApi
 from mmws.sim._timer import _Timer
+from mmws.sim._truth import Truth
 from mmws.sim.actions import Close, encode
 from mmws.sim.faults import Faults, abort_socket
 from mmws.sim.feed import CHANNELS as FEED_CHANNELS
@@ -86,9 +89,14 @@ from mmws.sim.feed import (
     TokenStore,
     Topic,
 )
-from mmws.sim.mm import MMServerSession, burst_frames, encode_broadcast
-from mmws.sim.scenario import FeedUpdate, MatchGenerator, MatchInfo, Scenario, ScenarioEvent
-from mmws.sim.snapshots import BurstResult, ConnectionInfo, ReceivedMessage, SimStats
+from mmws.sim.scenario import FeedUpdate, MatchGenerator, MatchInfo, Scenario
+from mmws.sim.snapshots import (
+    BurstResult,
+    ConnectionInfo,
+    ReceivedMessage,
+    RestRequest,
+    SimStats,
+)
 
 logger = logging.getLogger("mmws.sim")
 
@@ -99,12 +107,13 @@ __all__ = [
     "BurstResult",
     "ConnectionInfo",
     "ReceivedMessage",
+    "RestRequest",
     "SimStats",
     "Simulator",
 ]
 
 
-class Simulator(Hub, HttpRoutes):
+class Simulator(Hub, HttpRoutes, RestApi, MMData):
     """A local MM + feed WebSocket server for tests, demos and benchmarks.
 
     Starts listening at construction; use it as a context manager or call :meth:`close`.
@@ -116,7 +125,9 @@ class Simulator(Hub, HttpRoutes):
         ``seed``, ``rate``: the scenario's seed and events per second (0: only what is
         published). ``heartbeat_interval`` (None: no heartbeats), ``auth_timeout`` (None: no
         limit), ``max_connections_per_key``, ``legacy_field_names``, ``error_close_code``,
-        ``send_error_frames``: see :mod:`mmws.sim.mm`.
+        ``send_error_frames``: see :mod:`mmws.sim.mm`. ``scenario_start``: the start of
+        the scenario's simulated clock, a timezone-aware datetime (None: now, UTC, to the
+        second, so REST date filters find the scenario's orders as on the real server).
 
     Feed endpoint:
         ``feed_api_tokens``: REST API token -> plan (BASIC, PRO, ULTRA, MEGA). None: one
@@ -177,6 +188,7 @@ class Simulator(Hub, HttpRoutes):
         max_recorded_messages: int = 10_000,
         max_recorded_size: int = 64 * 1024,
         max_closed_connections: int = 1_000,
+        scenario_start: datetime | None = None,
     ) -> None:
         config = SimConfig(
             host=host,
@@ -207,6 +219,7 @@ class Simulator(Hub, HttpRoutes):
             max_recorded_messages=max_recorded_messages,
             max_recorded_size=max_recorded_size,
             max_closed_connections=max_closed_connections,
+            scenario_start=scenario_start,
         )
         self.config = config
         try:
@@ -254,7 +267,11 @@ class Simulator(Hub, HttpRoutes):
 
         self._registry = _Registry(self)
         clients = list(dict.fromkeys(self._api_keys.values()))
-        self._scenario = Scenario(config.seed, clients)
+        assert config.scenario_start is not None  # SimConfig fills it in
+        self._scenario_start = config.scenario_start
+        self._scenario = Scenario(config.seed, clients, start=self._scenario_start)
+        self._truth = Truth({c: self._scenario.accounts(c) for c in clients})
+        self._rest_log = deque(maxlen=REST_LOG_SIZE)
         self._matches = MatchGenerator(config.seed, config.feed_matches)
 
         self.port = config.port
@@ -345,7 +362,8 @@ class Simulator(Hub, HttpRoutes):
 
     @property
     def rest_url(self) -> str:
-        """``http://HOST:PORT``, base of ``/v1/ws/new`` and ``/v1/ws/renew``."""
+        """``http://HOST:PORT``, base of ``/v1/ws/new``, ``/v1/ws/renew`` and the MM REST API
+        (``/api/v1/...``)."""
         scheme = "https" if self.ssl_context is not None else "http"
         return f"{scheme}://{url_host(self.host)}:{self.port}"
 
@@ -445,85 +463,6 @@ class Simulator(Hub, HttpRoutes):
             return self._changed.wait_for(predicate, timeout)
 
     # -- data -------------------------------------------------------------------------------
-
-    def publish(
-        self,
-        channel: str,
-        event: str,
-        payload: Mapping[str, Any] | Any,
-        old: Mapping[str, Any] | None = None,
-        api_key: str | None = None,
-    ) -> int:
-        """Broadcast on an MM channel; the number of connections it was queued for.
-
-        ``payload`` is a camelCase wire dict or a model (``mmws.mm.Order`` ...). Client
-        channels go to every subscribed connection, or with ``api_key`` only to connections of
-        that key's client; ``scores`` and ``emergency`` go to every subscriber.
-        """
-        if channel not in CHANNELS:
-            raise ConfigError(f"unknown MM channel {channel!r}")
-        if not isinstance(payload, Mapping):
-            if not attrs.has(type(payload)):
-                raise TypeError("payload must be a wire dict or an mmws model instance")
-            payload = model_codec(type(payload)).unstructure(payload)
-        client = None
-        if api_key is not None:
-            client = self._api_keys.get(api_key)
-            if client is None:
-                raise ConfigError("api_key is not one of the simulator's keys")
-        kind = event.value if isinstance(event, Enum) else str(event)
-        return self._deliver_mm(channel, encode_broadcast(channel, kind, payload, old), client)
-
-    def step(self, count: int = 1) -> list[ScenarioEvent]:
-        """Generate and send the next ``count`` scenario events now (any ``rate``)."""
-        out = []
-        for _ in range(count):
-            with self._gen_lock:
-                event = self._scenario.next_event()
-            self._deliver_mm(event.channel, encode(event.frame()), event.client)
-            out.append(event)
-        return out
-
-    def burst(
-        self,
-        count: int,
-        channel: str = "orders",
-        rate: float | None = None,
-        api_key: str | None = None,
-    ) -> int:
-        """Send ``count`` pre-encoded order-fill broadcasts (``orderId`` 1..count) to every
-        connection of ``api_key`` (default: :attr:`api_key`) subscribed to ``orders``; block
-        until written; return the frames written (all connections together).
-
-        Without ``rate`` the frames are written in 256 KiB chunks as fast as each socket takes
-        them; with ``rate`` (events/s) one at a time on schedule (see :class:`BurstResult`).
-        Blocks until every frame is written or its connection has ended (during a
-        :meth:`stall`, until :meth:`resume`). A reader keeps up best with websocket-client's
-        ``skip_utf8_validation=True``.
-        """
-        if channel != "orders":
-            raise ConfigError("burst sends order fills: channel must be 'orders'")
-        key = self.api_key if api_key is None else api_key
-        if key not in self._api_keys:
-            raise ConfigError("api_key is not one of the simulator's keys")
-        with self._lock:
-            targets = [
-                c
-                for c in self._conns.values()
-                if isinstance(c.session, MMServerSession)
-                and c.session.api_key == key
-                and c.session.wants(channel, None)
-                and not c.closing
-            ]
-        if rate is not None and not rate > 0:
-            raise ConfigError(f"rate must be > 0, got {rate!r}")
-        tally = _Tally()
-        started = time.monotonic()
-        self._write_burst(targets, burst_frames(count), rate, tally)
-        result = BurstResult(tally.frames, len(targets), started, time.monotonic(), rate)
-        with self._lock:
-            self._last_burst = result
-        return tally.frames
 
     def publish_feed(self, frame: Mapping[str, Any]) -> int:
         """Send a feed data frame to the subscriptions it belongs to; the frames queued.

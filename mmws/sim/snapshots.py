@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 logger = logging.getLogger("mmws.sim")
 
-__all__ = ["BurstResult", "ConnectionInfo", "ReceivedMessage", "SimStats"]
+__all__ = ["BurstResult", "ConnectionInfo", "ReceivedMessage", "RestRequest", "SimStats"]
 
 
 @attrs.frozen
@@ -43,7 +45,9 @@ class ReceivedMessage:
 class ConnectionInfo:
     """A snapshot of one connection (open or closed). ``endpoint`` is ``"mm"`` or ``"feed"``.
 
-    MM fields: ``api_key``, ``client``, ``subscribed``, ``subscription_id``, ``channels``.
+    MM fields: ``api_key``, ``client``, ``subscribed``, ``subscription_id``, ``channels``,
+    ``skipped`` (broadcasts not sent to this connection because of
+    :meth:`~mmws.sim.Simulator.skip_broadcasts`).
     Feed fields: ``token``, ``topics`` (topic keys), ``command_times`` (arrival of the
     commands, ``time.monotonic()``; the last ``max_recorded_messages``), ``rate_limited``
     (commands refused by the rate limit).
@@ -65,6 +69,7 @@ class ConnectionInfo:
     subscribed: bool = False
     subscription_id: int | None = None
     channels: tuple[str, ...] = ()
+    skipped: int = 0
     token: str | None = None
     topics: tuple[str, ...] = ()
     command_times: tuple[float, ...] = ()
@@ -105,3 +110,20 @@ class BurstResult:
     finished_at: float
     rate: float | None
 
+
+
+def _read_only(value: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen
+class RestRequest:
+    """One request to the simulator's MM REST API (``/api/v1/...``): the ``path``, the
+    ``query`` string's parameters (read-only; a repeated one keeps its last value, a value
+    that is one of the simulator's secrets shows as ``***``), the HTTP ``status`` answered
+    and when (``time.monotonic()``). The ``X-API-Key`` header is never kept."""
+
+    path: str
+    query: Mapping[str, str] = attrs.field(converter=_read_only, hash=False)
+    status: int
+    at: float

@@ -276,6 +276,19 @@ def test_demo_in_process_with_the_feed(capsys: pytest.CaptureFixture[str]) -> No
     assert out.count("-- closed") == 2
 
 
+def test_demo_with_state_shows_open_orders_and_balances(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--duration", "2", "--state", "--rate", "80"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"-- resynced \(connect\): \d+ orders, \d+ bets, 2 accounts", out)
+    match = re.search(r"^state: (\d+) orders, \d+ bets, \d+ resyncs, 0 gaps; synced", out, re.M)
+    assert match and int(match[1]) > 0
+    assert re.search(r"^  open orders \(\d+\)$", out, re.M)
+    balances = re.findall(r"^    \w+ 0x[0-9a-f]{40}: balance \d+\.\d+$", out, re.M)
+    assert len(balances) == 2
+
+
 def test_demo_jsonl_puts_notes_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--duration", "2", "--jsonl", "--rate", "60"]) == 0
     captured = capsys.readouterr()

@@ -456,7 +456,7 @@ def test_step_sends_the_scenario_sequence(sim: Simulator, connect: Connect) -> N
     other = connect(sim.mm_url)
     other.subscribe(KEY_B)
     events = sim.step(40)
-    expected = Scenario(0, ["client-a", "client-b"]).take(40)
+    expected = Scenario(0, ["client-a", "client-b"], start=sim.scenario_start).take(40)
     assert events == expected
     mine = [e.frame() for e in expected if e.client in (None, "client-a")]
     assert [ws.recv() for _ in mine] == mine
@@ -472,7 +472,7 @@ def test_the_scenario_waits_for_a_subscriber(
     threading.Event().wait(0.1)
     ws = connect(sim.mm_url)
     ws.subscribe(KEY_A)
-    first = Scenario(0, ["client-a"]).take(3)
+    first = Scenario(0, ["client-a"], start=sim.scenario_start).take(3)
     assert [ws.recv() for _ in first] == [e.frame() for e in first]
 
 

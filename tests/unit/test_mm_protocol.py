@@ -25,7 +25,8 @@ from mmws import (
 )
 from mmws._keepalive import Keepalive
 from mmws._secret import Secret
-from mmws.mm import CHANNELS, MMState
+from mmws.mm import CHANNELS
+from mmws.mm.protocol import MMProtocolState as MMState
 from mmws.mm.protocol import classify_error, validate_api_key, validate_channels
 
 DATA = Path(__file__).resolve().parent.parent / "data"

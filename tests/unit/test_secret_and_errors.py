@@ -116,7 +116,7 @@ def _error_classes() -> list[type[BaseException]]:
 
 def test_every_class_in_errors_is_an_mmws_error_and_exported() -> None:
     classes = _error_classes()
-    assert len(classes) == 17
+    assert len(classes) == 19
     assert {c.__name__ for c in classes} == set(errors.__all__)
     for cls in classes:
         assert issubclass(cls, MmwsError), cls
@@ -136,6 +136,8 @@ def test_every_class_in_errors_is_an_mmws_error_and_exported() -> None:
         (AuthenticationError, ServerError),
         (ConnectionLimitError, ServerError),
         (SubscriptionError, ServerError),
+        (errors.RestError, ServerError),
+        (errors.RateLimitError, errors.RestError),
         (TransportError, MmwsError),
         (ConnectError, TransportError),
         (TransportTimeout, TransportError),
