@@ -198,7 +198,8 @@ def _may_change(order: Order) -> bool:
 
 
 def _bet_may_change(bet: Bet) -> bool:
-    return bet.bet_status not in _BET_FINAL or bet.settlement_status not in _SETTLED
+    """A declined bet, or a settled one, is final (a settled bet can keep ``placed``)."""
+    return bet.bet_status not in _BET_FINAL and bet.settlement_status not in _SETTLED
 
 
 # -- the state --------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from mmws._frozen import FrozenMap
 from mmws._pmap import MapWriter, PersistentMap
-from mmws.mm.events import GapDetected, OrderEvent, Resynced
-from mmws.mm.models import Account, Emergency, Order, OrderStatus, TradingStatus
+from mmws.mm.events import BetEvent, GapDetected, OrderEvent, Resynced
+from mmws.mm.models import Account, Bet, Emergency, Order, OrderStatus, TradingStatus
 from mmws.mm.protocol import MMProtocol
 from mmws.mm.state import MMState, RestAnswer, StateSnapshot, build_base
 from mmws.sim._truth import Truth
@@ -492,4 +492,24 @@ def test_rest_is_read_from_the_day_before_the_oldest_thing_that_may_have_changed
     state = MMState()
     for order in orders:
         state.apply(OrderEvent("INSERT", order))
+    assert state.start_fetch("gap", TODAY).from_date == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "settlement", "expected"),
+    [
+        ("placed", "UNDECIDED", date(2026, 2, 4)),  # may still settle
+        ("pending", None, date(2026, 2, 4)),
+        ("placed", "WON", TODAY - timedelta(days=1)),  # settled: final
+        ("declined", "UNDECIDED", TODAY - timedelta(days=1)),  # declined: final
+        ("lost", None, TODAY - timedelta(days=1)),  # the old docs' final statuses
+    ],
+)
+def test_only_bets_that_may_still_change_move_the_start_back(
+    status: str, settlement: str | None, expected: date
+) -> None:
+    state = MMState()
+    placed = datetime(2026, 2, 5, tzinfo=timezone.utc)
+    bet = Bet(1, bet_status=status, settlement_status=settlement, placed_at=placed)
+    state.apply(BetEvent("INSERT", bet))
     assert state.start_fetch("gap", TODAY).from_date == expected
