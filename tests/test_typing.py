@@ -39,6 +39,13 @@ GOOD = textwrap.dedent('''
         pass
 
     mmws.MMClient("k", on_event=on_event)
+
+    stateful = mmws.MMClient("k", state=True, audit_interval=None)
+    snap = stateful.state.snapshot()
+    reveal_type(snap.orders[1])
+    balance: float | None = snap.accounts[("kalshi", "0x1")].balance
+    if isinstance(event, mmws.GapDetected):
+        field: str | None = event.field
 ''')
 
 BAD = textwrap.dedent('''
@@ -78,12 +85,14 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 def test_get_is_the_union_and_narrowing_reaches_the_model(reports: tuple[str, str]) -> None:
     good, _ = reports
     revealed = [line for line in good.splitlines() if "Revealed type" in line]
-    assert len(revealed) == 3, good
+    assert len(revealed) == 4, good
     assert "mmws.mm.events.OrderEvent" in revealed[0] and "mmws.lifecycle.Closed" in revealed[0]
     assert "Any" not in revealed[0]
     assert "mmws.mm.models.Order" in revealed[1]
     assert "mmws.feed.events.FeedEvent" in revealed[2]
     assert "mmws.mm.events.OrderEvent" not in revealed[2]  # the feed's own union
+    assert "mmws.mm.models.Order" in revealed[3]  # the state holds the same models
+    assert "mmws.mm.events.GapDetected" in revealed[0]
     errors = [line for line in good.splitlines()
               if line.startswith("user_script.py") and ": error:" in line]
     assert errors == [], good

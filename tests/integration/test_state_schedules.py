@@ -84,3 +84,9 @@ def test_after_any_schedule_the_state_equals_the_truth(
             if not any(a == "skip" for a, _ in schedule):
                 assert not [e for e in seen if isinstance(e, GapDetected)]
             assert any(isinstance(e, Resynced) for e in seen)
+            # every subscription after a disconnect is followed by a resync
+            kinds = [type(e).__name__ for e in seen]
+            for index, kind in enumerate(kinds):
+                if kind == "Subscribed" and "Disconnected" in kinds[:index]:
+                    later = seen[index + 1 :]
+                    assert any(isinstance(e, Resynced) for e in later), kinds
