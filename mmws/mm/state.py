@@ -299,12 +299,13 @@ class MMState:
         """Apply one event (anything but a broadcast is ignored); return the gap it shows,
         if any. Call :meth:`publish` to make the change visible to readers."""
         kind = type(event)
+        check = self._synced and (self._held is None or self._auditing)  # self.checking
         if kind is OrderEvent:
-            gap = self._apply_order(event, self.checking)
+            gap = self._apply_order(event, check)
         elif kind is BetEvent:
-            gap = self._apply_bet(event, self.checking)
+            gap = self._apply_bet(event, check)
         elif kind is AccountEvent:
-            gap = self._apply_account(event, self.checking)
+            gap = self._apply_account(event, check)
         elif kind is ScoreEvent:
             payload = event.payload
             cached = self._scores.get(payload.fixture_id)
@@ -445,7 +446,7 @@ class MMState:
         cached = self._orders.get(key)
         gap = None
         if event.event == EventKind.INSERT or cached is None:
-            if check:
+            if check and (cached is not None or event.event != EventKind.INSERT):
                 gap = _insert_gap("orders", key, cached, payload, event, later)
             order = payload
         else:
@@ -467,7 +468,7 @@ class MMState:
         cached = self._bets.get(key)
         gap = None
         if event.event == EventKind.INSERT or cached is None:
-            if check:
+            if check and (cached is not None or event.event != EventKind.INSERT):
                 gap = _insert_gap("bets", key, cached, payload, event, later)
             self._bets[key] = payload
         else:
@@ -486,7 +487,7 @@ class MMState:
         cached = self._accounts.get(key)
         gap = None
         if event.event == EventKind.INSERT or cached is None:
-            if check:
+            if check and (cached is not None or event.event != EventKind.INSERT):
                 gap = _insert_gap("accounts", key, cached, payload, event, later)
             self._accounts[key] = payload
         else:
