@@ -8,6 +8,7 @@ import logging as _logging
 from typing import TYPE_CHECKING
 
 from mmws._session import Health as Health
+from mmws._session import LineHealth as LineHealth
 from mmws._version import __version__ as __version__
 from mmws.errors import *  # noqa: F403
 from mmws.feed import *  # noqa: F403
@@ -27,6 +28,7 @@ if not TYPE_CHECKING:
 
     __all__ = [
         "Health",
+        "LineHealth",
         "Recorder",
         "__version__",
         "replay",

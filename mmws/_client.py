@@ -159,6 +159,8 @@ class StreamClient(Commands, Generic[E]):
         # A subclass's step between decoding and delivery (MMClient's state cache): runs on
         # the reader thread under the lock, sees every decoded event, returns what to deliver.
         self._event_filter: Callable[[Session, list[Any]], list[Any]] | None = None
+        self._thread_suffix = ""  # "-1": the threads of line 1 of a hot-standby client
+        self._stagger = 0.0  # added to each reconnect delay: lines never reconnect together
         self._owns_recorder = record is not None and not isinstance(record, Recorder)
         self._recorder: Recorder | None = (
             record
@@ -451,7 +453,9 @@ class StreamClient(Commands, Generic[E]):
                 if self._session is not None:
                     self._session.transport.abort()
 
-        thread = threading.Thread(target=run, name=f"mmws-{name}", daemon=True)
+        thread = threading.Thread(
+            target=run, name=f"mmws-{name}{self._thread_suffix}", daemon=True
+        )
         self._threads.append(thread)
         thread.start()
 
@@ -556,7 +560,7 @@ class StreamClient(Commands, Generic[E]):
 
     def _reconnect_loop(self, decision: Decision, error: MmwsError) -> Session | None:
         while not self._stop.is_set():
-            delay = self._backoff.next_delay(decision)
+            delay = self._backoff.next_delay(decision) + self._stagger
             wait = getattr(error, "retry_after", None)
             if wait is not None:  # the server's Retry-After (429/503), capped at 10 minutes
                 delay = max(delay, min(float(wait), MAX_RETRY_AFTER))

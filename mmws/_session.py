@@ -20,6 +20,7 @@ from mmws.errors import LocalProtocolError, MmwsError
 __all__ = [
     "ClientState",
     "Health",
+    "LineHealth",
     "ProtocolCore",
     "Session",
     "check_transition",
@@ -82,6 +83,8 @@ class Health:
 
     ``subscriptions`` is what the server confirmed on the current connection (MM channels,
     feed topics); empty while disconnected. ``url`` is the URL actually connected, redacted.
+    With ``lines=2`` or more: ``lines`` holds each line's :class:`LineHealth`, and
+    ``failovers`` counts the times a line went down while another carried the stream.
     """
 
     state: str
@@ -95,6 +98,27 @@ class Health:
     last_error: str | None
     clock_offset: float | None = None
     subscriptions: tuple[str, ...] = ()
+    lines: tuple[LineHealth, ...] = ()
+    failovers: int = 0
+
+
+@attrs.frozen
+class LineHealth:
+    """One connection of a client with ``lines=2`` or more (hot standby).
+
+    ``accepted``: broadcasts this line brought first (delivered from it); ``duplicates``:
+    copies it brought after another line; ``lag``: how far behind the first copy its copies
+    come, in seconds (smoothed; 0 for the line that is usually first, ``None`` before any).
+    """
+
+    line: int
+    state: str
+    url: str
+    last_rtt: float | None
+    reconnects: int
+    accepted: int
+    duplicates: int
+    lag: float | None
 
 
 class Session:

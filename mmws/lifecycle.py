@@ -9,6 +9,11 @@ MM has no sequence numbers and no replay: whatever the server broadcast between
 ``Disconnected`` and the next ``Subscribed`` is not delivered. Resynchronise from the REST API
 when a ``Subscribed`` follows a ``Disconnected`` (its ``Connected`` has ``attempt > 0``; see
 the docs' reconnect guide).
+
+With ``MMClient(lines=2)`` (hot standby) these events describe the merged stream: they carry
+``line=None``, and ``Disconnected`` comes only when every line is down at once. The events
+of one line carry its number in ``line`` (0, 1, ...) and are delivered only with
+``line_events=True``; ``health().lines`` shows each line too.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class Connected(LifecycleEvent):
 
     url: str
     attempt: int = 0
+    line: int | None = attrs.field(default=None, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=True)
@@ -54,6 +60,7 @@ class Disconnected(LifecycleEvent):
     reason: str
     will_reconnect: bool
     error: MmwsError | None = attrs.field(default=None, eq=False)
+    line: int | None = attrs.field(default=None, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=True)
@@ -62,6 +69,7 @@ class Reconnecting(LifecycleEvent):
 
     attempt: int
     delay: float
+    line: int | None = attrs.field(default=None, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=True)
@@ -70,6 +78,7 @@ class Stale(LifecycleEvent):
 
     silent_for: float
     error: MmwsError | None = attrs.field(default=None, eq=False)
+    line: int | None = attrs.field(default=None, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=True)

@@ -17,6 +17,7 @@ def test_all_is_the_union_of_the_modules_lists_without_repeats() -> None:
         *mmws.mm.__all__,
         *mmws.feed.__all__,
         "Health",
+        "LineHealth",
         "Recorder",
         "__version__",
         "replay",

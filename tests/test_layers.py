@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent / "mmws"
 
 LAYERS: list[set[str]] = [
     {"errors", "_version", "_secret", "sim.faults", "sim.scenario", "sim.snapshots",
-     "sim._timer", "testing", "_pmap"},
+     "sim._timer", "testing", "_pmap", "mm._arbiter"},
     {"_frozen", "_keepalive", "_backoff", "_ratelimit", "lifecycle", "sim.actions",
      "sim._logfilter"},
     {"_codec", "mm.models", "feed.events", "_transport", "_recorder", "_urlsource",
@@ -23,11 +23,11 @@ LAYERS: list[set[str]] = [
     {"mm.events", "_options", "_session", "mm._restwire"},
     {"mm.protocol", "feed.protocol", "_commands", "mm.state"},
     {"_client", "record", "format", "sim.mm", "sim._config", "mm.rest"},
-    {"mm._resync"},
+    {"mm._resync", "mm._lines"},
     {"mm.client", "feed.client", "sim.feed"},
     {"mm", "feed", "sim._conn", "sim._truth"},
     {"sim._state"},
-    {"sim._http", "sim._hub", "sim._rest", "sim._mmdata"},
+    {"sim._http", "sim._hub", "sim._rest", "sim._mmdata", "sim._linefaults"},
     {"sim.server"},
     {"sim", "sim.__main__"},
     {"", "cli"},

@@ -43,7 +43,13 @@ class _Barrier:
     base: Base
     reason: str
     started: float
-    wanted: int  # the pong count that proves the broadcasts before it arrived
+    line: int  # the connection the ping went out on
+    wanted: int  # its pong count that proves the broadcasts before it arrived
+
+
+Command = Callable[[Callable[[ProtocolCore, int], None], float | None], None]
+"""Runs ``send(core, line)`` on the core of a live connection under the lock, and sends what
+it queued (the client's paced command path)."""
 
 
 class StateKeeper:
@@ -55,15 +61,16 @@ class StateKeeper:
         self,
         rest: MMRest,
         cond: threading.Condition,
-        command: Callable[[Callable[[ProtocolCore], None], float | None], None],
+        command: Command,
         deliver: Callable[[list[Any]], object],
         stopped: Callable[[], bool],
         *,
         retry_base: float = 1.0,
         barrier_timeout: float = 10.0,
         audit_interval: float | None = None,
+        strict: bool = False,
     ) -> None:
-        self.state = MMState()
+        self.state = MMState(strict=strict)
         self.rest = rest
         self._cond = cond
         self._command = command
@@ -74,27 +81,30 @@ class StateKeeper:
         self._audit_interval = audit_interval
         self._request: str | None = None
         self._subscribed_before = False
-        self._pongs = 0
+        self._pongs: dict[int, int] = {}  # per line
         self._barrier: _Barrier | None = None
         self._finished = 0  # resyncs finished, successful or not (waiters compare)
         self.first_result: MmwsError | bool | None = None  # True, or the fatal error
 
     # -- the reader thread (lock held) --------------------------------------------------------
 
-    def on_events(self, session: Session, events: list[Any]) -> list[Any]:
+    def on_events(self, session: Session, events: list[Any], line: int = 0) -> list[Any]:
+        """Apply what one connection (``line``) decoded; ``Subscribed`` counts only for the
+        stream as a whole (``line`` None on the event)."""
         state = self.state
         out: list[Any] | None = None
         for index, event in enumerate(events):
             kind = type(event)
             added: list[Any] | None = None
             if kind is Pong:
-                self._pongs += 1
+                pongs = self._pongs[line] = self._pongs.get(line, 0) + 1
                 barrier = self._barrier
-                if barrier is not None and self._pongs >= barrier.wanted:
+                if barrier is not None and barrier.line == line and pongs >= barrier.wanted:
                     added = self._finish(barrier)
             elif kind is Subscribed:
-                self._ask("reconnect" if self._subscribed_before else "connect")
-                self._subscribed_before = True
+                if event.line is None:  # else one line of several: the stream goes on
+                    self._ask("reconnect" if self._subscribed_before else "connect")
+                    self._subscribed_before = True
             else:
                 gap = state.apply(event)
                 if gap is not None:
@@ -113,8 +123,17 @@ class StateKeeper:
         return events if out is None else out
 
     def connection_lost(self) -> None:
+        """The stream was cut (every line down): the state may miss anything."""
         self.state.mark_unsynced()
         self._barrier = None
+        self._cond.notify_all()
+
+    def line_lost(self, line: int) -> None:
+        """One line of several went down: a barrier waiting for its pong cannot pass."""
+        barrier = self._barrier
+        if barrier is not None and barrier.line == line:
+            self._barrier = None
+            self._cond.notify_all()
 
     def _ask(self, reason: str) -> None:
         if self._request != "connect":  # the first resync keeps its name
@@ -208,11 +227,12 @@ class StateKeeper:
     def _pass_barrier(self, generation: int, base: Base, reason: str, started: float) -> None:
         """Ping; the reader finishes the resync when the pong arrives. Returns once it did."""
 
-        def send(core: ProtocolCore) -> None:
+        def send(core: ProtocolCore, line: int) -> None:
             if not self.state.current(generation):
                 raise _Superseded
             ahead = 1 if core.keepalive.ping_outstanding_since is not None else 0
-            self._barrier = _Barrier(generation, base, reason, started, self._pongs + ahead + 1)
+            wanted = self._pongs.get(line, 0) + ahead + 1
+            self._barrier = _Barrier(generation, base, reason, started, line, wanted)
             core.ping(time.monotonic())
 
         self._command(send, self._barrier_timeout)
@@ -226,7 +246,12 @@ class StateKeeper:
                     self._barrier = None
                     raise TransportTimeout("no pong came to finish the resync")
                 self._cond.wait(left)
-        # finished, or superseded by a reconnect (which asks for a new resync itself)
+            if self.state.current(generation):
+                # the barrier's line went down while others stay up: no reconnect will ask
+                # for a resync, so this one starts again
+                self.state.abandon(generation)
+                self._ask(reason)
+        # else finished, or superseded by a reconnect (which asks for a new resync itself)
 
 
 class _Superseded(MmwsError):

@@ -16,10 +16,11 @@ from mmws._delivery import Lane
 from mmws._options import ClientOptions
 from mmws._recorder import Recorder
 from mmws._secret import Secret, SecretSet
-from mmws._session import Session
-from mmws.errors import ConfigError, ConnectTimeout, MmwsError
+from mmws._session import Health, ProtocolCore, Session
+from mmws.errors import ClientClosed, ConfigError, ConnectTimeout, MmwsError
 from mmws.errors import ServerError as ServerErrorException
 from mmws.lifecycle import Connected, KeepaliveEvent
+from mmws.mm._lines import LineGroup
 from mmws.mm._resync import StateKeeper
 from mmws.mm.events import (
     EmergencyEvent,
@@ -109,6 +110,9 @@ class MMClient(StreamClient[MMStreamEvent]):
         resync_timeout: float = 30.0,
         resync_backoff: float = 1.0,
         audit_interval: float | None = 60.0,
+        lines: int = 1,
+        line_events: bool = False,
+        line_window: float = 10.0,
     ) -> None:
         # Rebound at once: only the redacting type stays in this frame's locals, so a
         # ConfigError raised below shows no key in a traceback rendered with its locals.
@@ -116,6 +120,10 @@ class MMClient(StreamClient[MMStreamEvent]):
         self._api_key = api_key
         self._channels_arg = tuple(channels) if not isinstance(channels, str) else channels
         self._legacy_field_names = legacy_field_names
+        line_options = {k: v for k, v in locals().items() if k in _LINE_OPTIONS}
+        count = _line_count(lines)
+        if count > 1 and record is not None:
+            raise ConfigError("record= works with lines=1 only")
         options = ClientOptions.pick(locals())
         super().__init__(
             url=url, options=options, on_event=on_event, record=record, secrets=SecretSet(api_key)
@@ -141,15 +149,32 @@ class MMClient(StreamClient[MMStreamEvent]):
             keeper = StateKeeper(
                 rest,
                 self._wake,
-                self._paced_command,
+                self._command_for_keeper,
                 self._queue.put_many,
                 self._stop.is_set,
                 retry_base=backoff,
                 barrier_timeout=max(1.0, pong_timeout),
                 audit_interval=audit,
+                strict=count > 1,  # copies from several lines can come out of order
             )
             self._keeper = keeper
             self._event_filter = keeper.on_events
+        self._line_hook: Callable[[], None] | None = None  # set on the lines of a group
+        self._group: LineGroup | None = None
+        self._group_error: MmwsError | None = None
+        self._group_started = False
+        if count > 1:
+            window = _positive("line_window", line_window)
+            stagger = float(backoff_base) / count
+            members = []
+            for index in range(count):
+                member = MMClient(api_key, channels, url, **line_options)
+                member._stagger = index * stagger
+                members.append(member)
+            self._event_filter = None  # the lines decode; the group applies the state
+            self._group = LineGroup(
+                self, members, self._keeper, line_events=line_events, window=window
+            )
 
     def connect(self) -> MMClient:
         """Validate the key and channels (``ConfigError``, before any network use), then
@@ -158,9 +183,15 @@ class MMClient(StreamClient[MMStreamEvent]):
         validate_api_key(self._api_key)
         self._channels = validate_channels(self._channels_arg)
         keeper = self._keeper
-        if keeper is None or self._threads:
+        if self._group is not None:
+            if not self._connect_group():
+                return self
+        elif keeper is None or self._threads:
             return super().connect()
-        super().connect()
+        else:
+            super().connect()
+        if keeper is None:
+            return self
         self._start_thread("resync", keeper.run)
         deadline = time.monotonic() + self._resync_timeout
         with self._lock:
@@ -191,13 +222,72 @@ class MMClient(StreamClient[MMStreamEvent]):
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop: unsubscribe (best effort), close the socket and join every thread."""
+        deadline = time.monotonic() + max(0.0, timeout)
         if self._keeper is not None:
             self._keeper.rest.close()  # a REST request in flight ends now
-        super().close(timeout)
+        group = self._group
+        if group is not None:
+            with self._lock:
+                self._closing = True  # what the lines report now is not the stream's
+                self._wake.notify_all()
+            self._stop.set()
+            group.close(deadline)
+            if self._group_error is not None:
+                self._finish(self._group_error)
+        super().close(max(0.0, deadline - time.monotonic()))
+
+    def health(self) -> Health:
+        """A snapshot of the connection; with ``lines=2`` or more also each line's."""
+        base = super().health()
+        return base if self._group is None else self._group.health(base)
+
+    def ping(self, timeout: float | None = None) -> float:
+        """Send a ping and wait for the pong; the round trip in seconds. With several
+        lines, on the first line that is up."""
+        if self._group is None:
+            return super().ping(timeout)
+        return self._group.live_line().ping(timeout)
+
+    def _connect_group(self) -> bool:
+        """Connect the lines; False when they already were."""
+        assert self._group is not None
+        with self._lock:
+            if self._closing:
+                raise ClientClosed("this client was closed; create a new one")
+            if self._threads or self._group_started:
+                return False
+            self._group_started = True
+        try:
+            self._group.connect()
+        except BaseException:
+            self._group.close(time.monotonic() + 1.0)
+            with self._lock:
+                self._group_started = False
+            raise
+        if self._on_event is not None:
+            self._start_thread("dispatch", self._run_dispatch)
+        return True
+
+    def _fatal_line(self, error: MmwsError) -> None:
+        """A line ended for good (a refused key): the whole client does."""
+        self._group_error = error
+        self.close()
+
+    def _command_for_keeper(
+        self, send: Callable[[ProtocolCore, int], None], timeout: float | None
+    ) -> None:
+        if self._group is not None:
+            self._group.command(send, timeout)
+        else:
+            self._paced_command(lambda core: send(core, 0), timeout)
 
     def _connection_lost(self) -> None:
         # After close() the state stays as it was then: a final view, not a stale one.
-        if self._keeper is not None and not self._closing:
+        if self._closing:
+            return
+        if self._line_hook is not None:
+            self._line_hook()
+        elif self._keeper is not None:
             self._keeper.connection_lost()
 
     @property
@@ -240,6 +330,24 @@ class MMClient(StreamClient[MMStreamEvent]):
                 events.append(event)
             if protocol.state is MMProtocolState.SUBSCRIBED:
                 return events
+
+
+_LINE_OPTIONS: Final = frozenset(
+    {
+        "ping_interval", "pong_timeout", "heartbeat_timeout", "connect_timeout", "reconnect",
+        "backoff_base", "backoff_cap", "legacy_field_names", "deliver_keepalive",
+        "io_timeout", "backoff_reset_after", "ssl_context", "ca_file", "verify_tls",
+        "proxy_host", "proxy_port", "proxy_auth", "proxy_type",
+    }
+)  # fmt: skip
+"""The options each line of a hot-standby client takes from the client."""
+
+
+def _line_count(lines: object) -> int:
+    if isinstance(lines, bool) or not isinstance(lines, int) or not 1 <= lines <= 5:
+        raise ConfigError(f"lines must be an integer from 1 to 5 (5 connections per key), "
+                          f"got {lines!r}")  # fmt: skip
+    return lines
 
 
 def derive_rest_url(ws_url: str) -> str:

@@ -134,6 +134,7 @@ class Subscribed:
     subscription_id: int | str | None
     channels: tuple[str, ...]
     missing: tuple[str, ...] = ()
+    line: int | None = attrs.field(default=None, kw_only=True, repr=False)
 
 
 @attrs.frozen(slots=True)

@@ -21,6 +21,7 @@ latest one, swapped in whole between two events.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -218,7 +219,12 @@ class MMState:
     one yourself, for example from a recording: ``state.apply(event)`` for each event.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
+        """Also check the fields an UPDATE carries without naming them in ``old``: they
+        must equal the cached values. Off for one connection (a server whose ``old`` leaves
+        out a changed field would cause gaps); on with ``lines=2`` or more, where a copy
+        from a slower line can come after newer broadcasts and only this shows it."""
         self._snap = StateSnapshot()
         self._orders: MapWriter[int, Order] = MapWriter()
         self._open: MapWriter[int, Order] = MapWriter()
@@ -400,6 +406,8 @@ class MMState:
         gaps: list[Any] = []
         for event in held:
             kind = type(event)
+            if kind is not EmergencyEvent:
+                _consume(later, event)
             if kind is OrderEvent:
                 gap = self._apply_order(event, True, later)
             elif kind is BetEvent:
@@ -444,6 +452,8 @@ class MMState:
         payload = event.payload
         key = payload.order_id
         cached = self._orders.get(key)
+        if later is not None and cached is not None and event.event == EventKind.INSERT:
+            return None  # re-applied on REST, which knows it: REST is at or past this
         gap = None
         if event.event == EventKind.INSERT or cached is None:
             if check and (cached is not None or event.event != EventKind.INSERT):
@@ -451,7 +461,12 @@ class MMState:
             order = payload
         else:
             if check:
-                gap = _update_gap("orders", key, cached, payload, event.old, later)
+                found = _update_gap(
+                    "orders", key, cached, payload, event.old, later, self.strict
+                )
+                if found is STALE:
+                    return None
+                gap = found if isinstance(found, GapDetected) else None
             order = _merge_order(cached, payload, event.old)
         self._orders[key] = order
         if order.order_status in OPEN_STATUSES:
@@ -466,6 +481,8 @@ class MMState:
         payload = event.payload
         key = payload.bet_id
         cached = self._bets.get(key)
+        if later is not None and cached is not None and event.event == EventKind.INSERT:
+            return None  # re-applied on REST, which knows it: REST is at or past this
         gap = None
         if event.event == EventKind.INSERT or cached is None:
             if check and (cached is not None or event.event != EventKind.INSERT):
@@ -473,7 +490,12 @@ class MMState:
             self._bets[key] = payload
         else:
             if check:
-                gap = _update_gap("bets", key, cached, payload, event.old, later)
+                found = _update_gap(
+                    "bets", key, cached, payload, event.old, later, self.strict
+                )
+                if found is STALE:
+                    return None
+                gap = found if isinstance(found, GapDetected) else None
             self._bets[key] = _merge_bet(cached, payload, event.old)
         return gap
 
@@ -485,6 +507,8 @@ class MMState:
         if key is None:
             return None  # no identity: nothing to keep it under
         cached = self._accounts.get(key)
+        if later is not None and cached is not None and event.event == EventKind.INSERT:
+            return None  # re-applied on REST, which knows it: REST is at or past this
         gap = None
         if event.event == EventKind.INSERT or cached is None:
             if check and (cached is not None or event.event != EventKind.INSERT):
@@ -492,7 +516,12 @@ class MMState:
             self._accounts[key] = payload
         else:
             if check:
-                gap = _update_gap("accounts", key, cached, payload, event.old, later)
+                found = _update_gap(
+                    "accounts", key, cached, payload, event.old, later, self.strict
+                )
+                if found is STALE:
+                    return None
+                gap = found if isinstance(found, GapDetected) else None
             self._accounts[key] = _merge_account(cached, payload, event.old)
         return gap
 
@@ -506,7 +535,7 @@ AUDIT: Final = "audit"
 def _touched(held: Iterable[Any]) -> set[tuple[str, Any]]:
     return {(e.channel, _entity_key(e)) for e in held if type(e) is not EmergencyEvent}
 
-_Later = dict[tuple[str, Any, str], list[Any]]
+_Later = dict[tuple[str, Any, str], deque[Any]]
 
 
 def _entity_key(event: Broadcast[Any]) -> Any:
@@ -519,20 +548,35 @@ def _entity_key(event: Broadcast[Any]) -> Any:
 
 
 def _later_values(held: Iterable[Broadcast[Any]]) -> _Later:
-    """Per (channel, key, field): every value the held broadcasts set. A REST answer read
-    after some of them may already hold any of these values."""
+    """Per (channel, key, field): the values the held broadcasts set, in order. While they
+    are re-applied, :func:`_consume` drops each one's own values first, so what is left are
+    the values of the broadcasts *after* it: a REST answer read after some of them may
+    already hold any of these."""
     out: _Later = {}
     for event in held:
         if type(event) is EmergencyEvent:
             continue
         key = _entity_key(event)
         payload = event.payload
-        out.setdefault((event.channel, key, ""), [])  # the entity is touched
         for name in attrs.fields_dict(type(payload)):
             value = getattr(payload, name)
             if value is not None:
-                out.setdefault((event.channel, key, name), []).append(value)
+                slot = (event.channel, key, name)
+                values = out.get(slot)
+                if values is None:
+                    values = out[slot] = deque()
+                values.append(value)
     return out
+
+
+def _consume(later: _Later, event: Broadcast[Any]) -> None:
+    key = _entity_key(event)
+    payload = event.payload
+    for name in attrs.fields_dict(type(payload)):
+        if getattr(payload, name) is not None:
+            values = later.get((event.channel, key, name))
+            if values:
+                values.popleft()
 
 
 def _update_gap(
@@ -542,17 +586,47 @@ def _update_gap(
     payload: Any,
     old: Mapping[str, Any],
     later: _Later | None,
-) -> GapDetected | None:
+    strict: bool = False,
+) -> GapDetected | object | None:
+    """The gap this UPDATE shows; :data:`STALE` when the cache already holds what it
+    changes (a repeated broadcast, or a late copy from a slower line: applying it would
+    put older values back); None when it follows on."""
+    already = bool(old)
+    moved = False
     for name, before in old.items():
         value = _field(cached, name)
-        if value is _UNKNOWN or value == before:
+        if value is _UNKNOWN:
+            already = False
             continue
-        if value == _field(payload, name):
-            continue  # this update is already in: a repeated broadcast
+        new = _field(payload, name)
+        if value == before:
+            already = already and value == new
+            continue
+        moved = True
+        if value == new:
+            continue  # this change is already in
+        already = False
         if later is not None and value in later.get((channel, key, name), ()):
             continue  # the REST answer was read after a later broadcast
         return GapDetected(channel, key, name, value, before)
+    if moved and already:
+        return STALE
+    if strict:
+        for name in attrs.fields_dict(type(payload)):
+            new = getattr(payload, name)
+            if new is None or name in old or name == "extra":
+                continue
+            value = getattr(cached, name)
+            if value is None or value == new:
+                continue
+            if later is not None and value in later.get((channel, key, name), ()):
+                continue
+            return GapDetected(channel, key, name, value, new)
     return None
+
+
+STALE: Final = object()
+"""An UPDATE whose change the cache already holds: nothing to apply."""
 
 
 def _insert_gap(
@@ -569,8 +643,6 @@ def _insert_gap(
         return GapDetected(channel, key)  # an UPDATE of an entity we do not know
     if cached == payload:
         return None  # the same INSERT again
-    if later is not None:
-        return None  # the REST answer may be newer than this INSERT
     for name in attrs.fields_dict(type(payload)):
         if name != "extra" and getattr(cached, name) != getattr(payload, name):
             return GapDetected(channel, key, name, getattr(cached, name), getattr(payload, name))

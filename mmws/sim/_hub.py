@@ -100,8 +100,6 @@ class _Registry:
         return self._sim._bind(session, api_key)
 
 
-
-
 class Hub(SimState):
     """The connection machinery of :class:`~mmws.sim.server.Simulator` (it mixes this in)."""
 
@@ -371,6 +369,8 @@ class Hub(SimState):
                 conn.received.append(record)
                 self._commands += 1
                 self._changed.notify_all()
+            if conn.half_open:
+                continue  # read, recorded, never answered
             self._faults.wait_running()
             if conn.closing:
                 continue
@@ -411,12 +411,7 @@ class Hub(SimState):
         ws = conn.ws
         faults = self._faults
         while True:
-            with conn.cond:
-                while not conn.queue or (
-                    faults.stalled and not self._stop.is_set() and not conn.stopping
-                ):
-                    conn.cond.wait()
-                item = conn.queue.popleft()
+            item = conn.next_item(lambda: faults.stalled, self._stop.is_set)
             if isinstance(item, _Stop):
                 break
             if isinstance(item, _Marker):
@@ -527,6 +522,7 @@ class Hub(SimState):
                 if (
                     isinstance(c.session, MMServerSession)
                     and not c.closing
+                    and not c.half_open
                     and c.session.wants(channel, client)
                 ):
                     if c.skip > 0:
@@ -617,6 +613,9 @@ class Hub(SimState):
             "close_code": c.close_code,
             "frames_sent": c.frames_sent,
             "received": tuple(c.received),
+            "delay": c.delay,
+            "half_open": c.half_open,
+            "closing": c.closing,
         }
         if isinstance(session, MMServerSession):
             return ConnectionInfo(

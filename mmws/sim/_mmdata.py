@@ -121,6 +121,7 @@ class MMData(SimState):
                 and c.session.api_key == key
                 and c.session.wants(channel, None)
                 and not c.closing
+                and not c.half_open
             ]
         tally = _Tally()
         started = time.monotonic()
@@ -166,6 +167,9 @@ class MMData(SimState):
         open now leaves out its own next ``count``. The ground truth changes all the same.
         Replaces a count still pending on that connection (0 cancels it). The broadcasts
         left out are counted in ``ConnectionInfo.skipped``. Bursts are not affected.
+        With the per-connection faults: a skipped broadcast is never queued, so a
+        :meth:`delay_connection` does not matter to it (the broadcasts after it keep their
+        delay); broadcasts pass a :meth:`half_open` connection by without using up its count.
 
         Raises ``TypeError`` / ``ValueError`` for a ``count`` that is not an int >= 0, and
         :class:`~mmws.errors.ConfigError` when ``connection_id`` is not an open MM

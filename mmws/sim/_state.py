@@ -134,6 +134,9 @@ class SimState:
     def _info(self, c: _Conn) -> Any:
         raise NotImplementedError
 
+    def _cut(self, conn: _Conn, *, reset: bool, force: bool = False) -> None:
+        raise NotImplementedError
+
     def _deliver_mm(self, channel: str, text: str, client: str | None) -> int:
         raise NotImplementedError
 

@@ -26,6 +26,20 @@ the wire:
 - ``rest_latency(seconds)``: every MM REST answer is sent ``seconds`` late (0: at once); the
   wait ends early when the simulator closes.
 
+Faults of one connection (``connection_id`` is ``ConnectionInfo.id``; see
+:meth:`~mmws.sim.Simulator.mm_connections`), for clients that hold two connections at once:
+
+- ``delay_connection(connection_id, seconds)``: every frame queued to that connection from
+  then on (broadcasts, replies, pongs, heartbeats, close frames, burst frames) is written
+  ``seconds`` late, in order; ``0`` ends it for later frames. Shown in
+  ``ConnectionInfo.delay``.
+- ``drop_connection(connection_id, reset=True)``: cut that connection's TCP (RST or FIN)
+  without a close frame, as ``drop_connections`` does to all.
+- ``half_open(connection_id)``: for good, the TCP connection stays open but nothing more is
+  written to it (no frame, no WebSocket-level pong, no FIN) and nothing it sends is
+  answered; what was queued or held is dropped. Only a cut or ``close()`` ends it. Shown in
+  ``ConnectionInfo.half_open``.
+
 :meth:`~mmws.sim.Simulator.burst` frames are not affected by the two broadcast faults (they
 are written pre-encoded, in chunks), and do not use up their counts.
 

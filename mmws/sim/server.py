@@ -50,6 +50,11 @@ connection has its own reader and writer threads):
   :meth:`~Simulator.drop_connections` runs: only that connection's writer thread waits on
   it; ``close()`` cuts its TCP connection after the grace period, which frees the writer.
 
+Faults of one connection (:mod:`mmws.sim._linefaults`): :meth:`Simulator.delay_connection`,
+:meth:`~Simulator.drop_connection`, :meth:`~Simulator.half_open` and
+:meth:`~Simulator.skip_broadcasts` with a ``connection_id``; :meth:`~Simulator.mm_connections`
+finds the ids. For clients that hold two connections at once.
+
 Threads (all daemon, all named ``mmws-sim-*``, all joined by :meth:`Simulator.close` within a
 deadline): ``accept`` (listening socket), per connection ``conn-N`` (reads commands),
 ``recv-N`` (websockets' frame reader, renamed) and ``send-N`` (writes, in order), ``timer``
@@ -76,6 +81,7 @@ from mmws.sim._config import SimConfig, url_host
 from mmws.sim._conn import FEED_PATHS, MM_PATH, _Conn
 from mmws.sim._http import HttpRoutes
 from mmws.sim._hub import Hub, _Listener, _Registry
+from mmws.sim._linefaults import LineFaults
 from mmws.sim._logfilter import MIN_SECRET, register
 from mmws.sim._mmdata import MMData
 from mmws.sim._rest import REST_LOG_SIZE, RestApi
@@ -113,7 +119,7 @@ __all__ = [
 ]
 
 
-class Simulator(Hub, HttpRoutes, RestApi, MMData):
+class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
     """A local MM + feed WebSocket server for tests, demos and benchmarks.
 
     Starts listening at construction; use it as a context manager or call :meth:`close`.
@@ -321,8 +327,13 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData):
         self._stop_listener()
         conns = self._open_conns()
         for conn in conns:
-            # The writer writes what a stall held, then the close frame; this thread never
-            # writes, so a client that does not read cannot block it (it is cut below).
+            if conn.half_open:
+                # Its close frame could not reach the client: cut it now, not after the grace.
+                self._cut(conn, reset=True)
+                continue
+            # The writer writes what a stall held (what a delay holds, at once), then the
+            # close frame; this thread never writes, so a client that does not read cannot
+            # block it (it is cut below).
             conn.request_flush()
             self._apply(conn, Close(1001, "server shutting down"))
         with self._lock:

@@ -54,6 +54,12 @@ class ConnectionInfo:
 
     ``received`` holds the last ``max_recorded_messages`` messages of the connection (see
     :class:`ReceivedMessage` for long ones).
+
+    Per-connection faults: ``delay`` (seconds added to each frame queued to it, see
+    :meth:`~mmws.sim.Simulator.delay_connection`; 0: none), ``half_open`` (see
+    :meth:`~mmws.sim.Simulator.half_open`). ``closing``: the server has cut it or started to
+    close it (it stays open, that is ``closed_at`` is None, until its server side has
+    finished).
     """
 
     id: int
@@ -74,6 +80,9 @@ class ConnectionInfo:
     topics: tuple[str, ...] = ()
     command_times: tuple[float, ...] = ()
     rate_limited: int = 0
+    delay: float = 0.0
+    half_open: bool = False
+    closing: bool = False
 
     @property
     def open(self) -> bool:

@@ -5,6 +5,7 @@ wire dicts), no sockets and no clock."""
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -106,9 +107,12 @@ def world(seed: int, count: int) -> World:
 # -- a fault-free stream ------------------------------------------------------------------------
 
 
-def test_a_fault_free_stream_of_100k_events_shows_no_gap_and_equals_the_truth() -> None:
-    w = World(3, 100_000)
-    state = MMState()
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_fault_free_stream_of_100k_events_shows_no_gap_and_equals_the_truth(
+    strict: bool,
+) -> None:
+    w = world(3, 100_000)
+    state = MMState(strict=strict)
     assert resync(state, w, 0) == [Resynced("gap", 0, 0, 2, 0.0)]
     gaps = [g for g in map(state.apply, w.events) if g is not None]
     state.publish()
@@ -513,3 +517,45 @@ def test_only_bets_that_may_still_change_move_the_start_back(
     bet = Bet(1, bet_status=status, settlement_status=settlement, placed_at=placed)
     state.apply(BetEvent("INSERT", bet))
     assert state.start_fetch("gap", TODAY).from_date == expected
+
+
+@settings(max_examples=int(os.environ.get('MMWS_LATE_EXAMPLES', '80')), deadline=None)
+@given(
+    seed=st.integers(0, 50),
+    start=st.integers(0, 400),
+    read=st.integers(0, 60),
+    moved=st.integers(0, 59),
+    shift=st.integers(1, 30),
+    during_resync=st.booleans(),
+)
+def test_a_broadcast_delivered_late_is_never_silently_wrong(
+    seed: int, start: int, read: int, moved: int, shift: int, during_resync: bool
+) -> None:
+    """With several lines, a copy one line skipped comes from a slower line, after newer
+    broadcasts: the stream is out of the server's order. The state must then report a gap
+    (and resync), or be right anyway; never be wrong and call itself synced."""
+    w = world(seed, 600)
+    end = min(len(w.events), start + 60)
+    window = list(w.events[start:end])
+    if window:
+        late = window.pop(min(moved, len(window) - 1))
+        window.insert(min(len(window), moved + shift), late)
+    state = MMState(strict=True)
+    resync(state, w, 0)
+    for event in w.events[:start]:
+        state.apply(event)
+    if during_resync:
+        plan = state.start_fetch("gap", TODAY)
+        for event in window:
+            state.apply(event)
+        base = build_base(plan, w.answer(min(end, start + read)))
+        state.finish(plan.generation, base, "gap", 0.0)
+    else:
+        for event in window:
+            state.apply(event)
+    for event in w.events[end:]:
+        state.apply(event)
+    state.publish()
+    if state.gaps == 0:
+        assert state.synced
+        same(state.snapshot(), w.truth(len(w.events)).snapshot(CLIENT))

@@ -1,0 +1,330 @@
+"""Hot standby: ``MMClient(lines=2)`` keeps several live connections ("lines") and merges
+them into one stream (see :mod:`mmws.mm._arbiter` for the arbitration).
+
+Each line is an ordinary single-connection ``MMClient`` with its own reader, keepalive and
+writer threads (named ``mmws-reader-0``, ``mmws-reader-1`` ...), its own backoff and its own
+reconnects. They share the outer client's queue through :class:`_LineQueue`, and their
+``_event_filter`` runs :meth:`LineGroup.filter` on each decoded frame, under the line's
+lock and then the outer client's lock (always in that order):
+
+- a broadcast goes on only if its line brought it first (:class:`Arbiter`);
+- ``Subscribed`` marks the line up; the stream is up again when the first line is;
+- the state cache (``state=True``) sees the merged stream, and its resync barrier ping goes
+  out on one live line.
+
+Lifecycle events of one line carry ``line``; they reach the queue only with
+``line_events=True``. The stream's own ``Connected``/``Subscribed``/``Disconnected`` (with
+``line=None``) mark the moments when the first line came up and when every line was down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from mmws._backoff import classify
+from mmws._delivery import EventQueue
+from mmws._session import Health, LineHealth, ProtocolCore, Session
+from mmws.errors import AuthenticationError, ClientClosed, MmwsError, TransportTimeout
+from mmws.lifecycle import Closed, Connected, Disconnected, Reconnecting, Stale, UnknownMessage
+from mmws.mm._arbiter import Arbiter
+from mmws.mm.events import (
+    AccountEvent,
+    BetEvent,
+    EmergencyEvent,
+    OrderEvent,
+    ScoreEvent,
+    Subscribed,
+)
+
+if TYPE_CHECKING:
+    from mmws.mm._resync import StateKeeper
+    from mmws.mm.client import MMClient
+
+__all__ = ["LineGroup"]
+
+log = logging.getLogger("mmws.client")
+
+_ARBITRATED = frozenset({OrderEvent, BetEvent, AccountEvent, ScoreEvent, EmergencyEvent,
+                         UnknownMessage})  # fmt: skip
+_LINE_EVENTS = (Connected, Subscribed, Disconnected, Reconnecting, Stale)
+
+
+class _LineQueue:
+    """What a line client sees as its queue: the outer queue, with line events sorted out."""
+
+    def __init__(self, group: LineGroup, line: int, queue: EventQueue) -> None:
+        self._group = group
+        self._line = line
+        self._queue = queue
+
+    def put_many(self, events: Sequence[Any]) -> bool:
+        return self._group.deliver(self._line, list(events))
+
+    def put_control(self, event: Any) -> None:
+        self._group.control(self._line, event)
+
+    def abort_producers(self) -> None:
+        self._queue.abort_producers()
+
+    def close(self, error: MmwsError | None = None) -> None:
+        pass  # the outer client closes the queue
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+    def dropped_counts(self) -> Any:
+        return self._queue.dropped_counts()
+
+    @property
+    def producer_blocked(self) -> bool:
+        return self._queue.producer_blocked
+
+    @property
+    def last_unblocked(self) -> float:
+        return self._queue.last_unblocked
+
+
+class LineGroup:
+    """The lines of one outer client (see the module docstring)."""
+
+    def __init__(
+        self,
+        outer: MMClient,
+        lines: Sequence[MMClient],
+        keeper: StateKeeper | None,
+        *,
+        line_events: bool,
+        window: float,
+    ) -> None:
+        self._outer = outer
+        self.lines = tuple(lines)
+        self._keeper = keeper
+        self._line_events = line_events
+        self._lock = outer._lock  # the outer client's: also the state keeper's
+        self.arbiter = Arbiter(len(lines), window)
+        self._up = [False] * len(lines)
+        self._ever_up = False
+        self._all_down_by: int | None = None  # the line whose loss cut the stream
+        self.failovers = 0
+        self.reconnects = 0  # of the stream: every line had been down
+        self._connectors: list[threading.Thread] = []
+        for index, line in enumerate(self.lines):
+            line._queue = _LineQueue(self, index, outer._queue)  # type: ignore[assignment]
+            line._event_filter = self._filter_for(index)
+            line._line_hook = self._lost_for(index)
+            line._thread_suffix = f"-{index}"
+
+    # -- connecting and closing ---------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Connect line 0 here (its errors are the caller's), the others in the background:
+        returns once one line is subscribed."""
+        self.lines[0].connect()
+        for index, line in enumerate(self.lines[1:], 1):
+            thread = threading.Thread(
+                target=self._connect_line, args=(line,), name=f"mmws-connect-{index}",
+                daemon=True,
+            )  # fmt: skip
+            self._connectors.append(thread)
+            thread.start()
+
+    def _connect_line(self, line: MMClient) -> None:
+        attempt = 0
+        while not self._outer._stop.is_set():
+            try:
+                line.connect()
+                return
+            except AuthenticationError as exc:
+                log.error("a standby line was refused for good: %s", exc)
+                return
+            except (ClientClosed, MmwsError) as exc:
+                if self._outer._stop.is_set() or isinstance(exc, ClientClosed):
+                    return
+                attempt += 1
+                delay = line._backoff.next_delay(classify(exc)) + line._stagger
+                log.warning("standby line could not connect (%s); again in %.2f s", exc, delay)
+                if self._outer._stop.wait(delay):
+                    return
+
+    def close(self, deadline: float) -> None:
+        for line in self.lines:
+            line.close(timeout=max(0.05, deadline - time.monotonic()))
+        for thread in self._connectors:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # -- the readers of the lines -------------------------------------------------------------
+
+    def _filter_for(self, line: int) -> Callable[[Session, list[Any]], list[Any]]:
+        def filter_events(session: Session, events: list[Any]) -> list[Any]:
+            return self._filter(line, session, events)
+
+        return filter_events
+
+    def _filter(self, line: int, session: Session, events: list[Any]) -> list[Any]:
+        now = time.monotonic()
+        with self._lock:
+            out: list[Any] = []
+            accept = self.arbiter.accept
+            for event in events:
+                kind = type(event)
+                if kind in _ARBITRATED:
+                    if accept(line, hash(event), now):
+                        out.append(event)
+                elif kind is Subscribed:
+                    out.append(self._line_subscribed(line, event, now))
+                else:
+                    out.append(event)
+            if self._keeper is not None:
+                out = self._keeper.on_events(session, out, line)
+            behind = self.arbiter.behind
+            if behind:
+                self._replace_lagging(behind)
+        return out
+
+    def _line_subscribed(self, line: int, event: Subscribed, now: float) -> Subscribed:
+        first = not any(self._up)
+        self._up[line] = True
+        self.arbiter.line_up(line, now)
+        if first:  # the stream is up (again): the stream's own event
+            if self._ever_up:
+                self.reconnects += 1
+            self._ever_up = True
+            return event
+        return attrs.evolve(event, line=line)
+
+    def _lost_for(self, line: int) -> Callable[[], None]:
+        def lost() -> None:
+            with self._lock:
+                self._line_lost(line)
+
+        return lost
+
+    def _line_lost(self, line: int) -> None:
+        if not self._up[line]:
+            return
+        self._up[line] = False
+        self.arbiter.line_down(line)
+        if self._keeper is not None:
+            self._keeper.line_lost(line)
+        if any(self._up):
+            self.failovers += 1
+            log.warning("line %d lost; the stream goes on on the others", line)
+        else:
+            self._all_down_by = line
+            if self._keeper is not None:
+                self._keeper.connection_lost()
+
+    def _replace_lagging(self, behind: set[int]) -> None:
+        for line in sorted(behind):
+            session = self.lines[line]._session
+            log.warning("line %d is further behind than %.0f s; replacing its connection",
+                        line, self.arbiter.window)  # fmt: skip
+            if session is not None:
+                session.dead = TransportTimeout("the line fell behind the others")
+                session.transport.abort()
+        behind.clear()
+
+    # -- what the lines put into the queue ----------------------------------------------------
+
+    def deliver(self, line: int, events: list[Any]) -> bool:
+        """A line's batch: data as is; its lifecycle events marked with the line."""
+        out = events
+        if any(isinstance(e, _LINE_EVENTS) for e in events):
+            stream = any(type(e) is Subscribed and e.line is None for e in events)
+            out = []
+            for event in events:
+                if type(event) is Connected:
+                    event = event if stream else attrs.evolve(event, line=line)
+                if (
+                    isinstance(event, _LINE_EVENTS)
+                    and event.line is not None
+                    and not self._line_events
+                ):
+                    continue
+                out.append(event)
+        return self._outer._queue.put_many(out) if out else True
+
+    def control(self, line: int, event: Any) -> None:
+        kind = type(event)
+        if kind is Closed:
+            if event.error is not None and not self._outer._closing:
+                self._outer._fatal_line(event.error)
+            return
+        if kind is Disconnected:
+            with self._lock:
+                stream = self._all_down_by == line
+                if stream:
+                    self._all_down_by = None
+            if stream and not self._outer._closing:
+                self._outer._queue.put_control(event)
+                return
+        if self._line_events and not self._outer._closing:
+            self._outer._queue.put_control(attrs.evolve(event, line=line))
+
+    # -- commands, health -----------------------------------------------------------------------
+
+    def command(self, send: Callable[[ProtocolCore, int], None], timeout: float | None) -> None:
+        """Run ``send`` on a live line's core (the state keeper's barrier ping)."""
+        with self._lock:
+            live = [index for index, up in enumerate(self._up) if up]
+        if not live:
+            raise TransportTimeout("no line is connected")
+        line = live[0]
+
+        def on_core(core: ProtocolCore) -> None:
+            with self._lock:
+                send(core, line)
+
+        self.lines[line]._paced_command(on_core, timeout)
+
+    def live_line(self) -> MMClient:
+        with self._lock:
+            live = [index for index, up in enumerate(self._up) if up]
+        if not live:
+            raise TransportTimeout("no line is connected")
+        return self.lines[live[0]]
+
+    def health(self, base: Health) -> Health:
+        per_line = []
+        owns = [line.health() for line in self.lines]
+        for index, own in enumerate(owns):
+            with self._lock:
+                arbiter = self.arbiter
+                per_line.append(
+                    LineHealth(
+                        line=index,
+                        state=own.state,
+                        url=own.url,
+                        last_rtt=own.last_rtt,
+                        reconnects=own.reconnects,
+                        accepted=arbiter.accepted[index],
+                        duplicates=arbiter.duplicates[index],
+                        lag=arbiter.lag[index],
+                    )
+                )
+        states = [h.state for h in per_line]
+        best = next((s for s in ("connected", "reconnecting", "connecting") if s in states),
+                    base.state)  # fmt: skip
+        rtts = [h.last_rtt for h in per_line if h.last_rtt is not None]
+        first = owns[0]
+        return attrs.evolve(
+            base,
+            state=best,
+            url=first.url,
+            connected_since=first.connected_since,
+            last_message_at=max(
+                (h.last_message_at for h in owns if h.last_message_at is not None),
+                default=None,
+            ),
+            last_rtt=min(rtts) if rtts else None,
+            reconnects=self.reconnects,
+            subscriptions=first.subscriptions,
+            lines=tuple(per_line),
+            failovers=self.failovers,
+        )
