@@ -68,6 +68,12 @@ class MMClient(StreamClient[MMStreamEvent]):
     ``Pong`` and ``Heartbeat`` events. TLS: ``ssl_context=`` or ``ca_file=``;
     ``verify_tls=False`` disables verification and logs a warning. Proxies: ``proxy_host``,
     ``proxy_port``, ``proxy_auth``, ``proxy_type``.
+
+    ``state=True`` keeps :attr:`state` (your orders, bets and balances, resynced from REST
+    after every reconnect and gap: ``rest_url``, ``rest``, ``resync_timeout``,
+    ``resync_backoff``, ``audit_interval``; see "Your orders and balances"). ``lines=2`` (up
+    to 5) keeps that many live connections and merges them, each broadcast once
+    (``line_events``, ``line_window``; see "Hot standby" in the reconnect guide).
     """
 
     _lanes: Mapping[type, Lane] = MappingProxyType(

@@ -252,3 +252,15 @@ def test_200_connect_close_cycles_leave_no_thread(sim: Simulator) -> None:
             client.close()
     wait_until(lambda: threading.active_count() <= baseline, 10, "threads back to the baseline")
     assert not _mmws_threads()
+
+
+def test_a_connection_limit_on_one_line_does_not_stop_the_other() -> None:
+    with (
+        Simulator(rate=0, heartbeat_interval=None, max_connections_per_key=1) as sim,
+        two_lines(sim) as client,
+    ):
+        sent = sim.step(20)
+        same_stream(broadcasts(client, 20), expected_events([encode(e.frame()) for e in sent]))
+        lines = client.health().lines
+        assert lines[0].state == "connected" and lines[1].state != "connected"
+        assert len(sim.mm_connections()) == 1  # never more than the server allows
