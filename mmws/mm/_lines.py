@@ -3,14 +3,17 @@ them into one stream (see :mod:`mmws.mm._arbiter` for the arbitration).
 
 Each line is an ordinary single-connection ``MMClient`` with its own reader, keepalive and
 writer threads (named ``mmws-reader-0``, ``mmws-reader-1`` ...), its own backoff and its own
-reconnects. They share the outer client's queue through :class:`_LineQueue`, and their
-``_event_filter`` runs :meth:`LineGroup.filter` on each decoded frame, under the line's
-lock and then the outer client's lock (always in that order):
+reconnects. They share the outer client's queue through :class:`_LineQueue`: each batch a
+line's reader delivers goes through :meth:`LineGroup.deliver`, which, under a delivery lock
+(so the queue holds first copies in the order they came) and then the outer client's lock:
 
-- a broadcast goes on only if its line brought it first (:class:`Arbiter`);
-- ``Subscribed`` marks the line up; the stream is up again when the first line is;
-- the state cache (``state=True``) sees the merged stream, and its resync barrier ping goes
-  out on one live line.
+- lets a broadcast through only if its line brought it first (:class:`Arbiter`);
+- marks a line up at its ``Subscribed``; the stream is up again when the first line is;
+- applies what goes through to the state cache (``state=True``), whose resync barrier
+  ping goes out on one live line and whose pongs are marked in order by the line's decode
+  step (``_event_filter``).
+
+Locks are taken in one order: a line's lock, the delivery lock, the outer lock.
 
 Lifecycle events of one line carry ``line``; they reach the queue only with
 ``line_events=True``. The stream's own ``Connected``/``Subscribed``/``Disconnected`` (with
@@ -38,6 +41,7 @@ from mmws.mm.events import (
     BetEvent,
     EmergencyEvent,
     OrderEvent,
+    Pong,
     ScoreEvent,
     Subscribed,
 )
@@ -53,6 +57,8 @@ log = logging.getLogger("mmws.client")
 _ARBITRATED = frozenset({OrderEvent, BetEvent, AccountEvent, ScoreEvent, EmergencyEvent,
                          UnknownMessage})  # fmt: skip
 _LINE_EVENTS = (Connected, Subscribed, Disconnected, Reconnecting, Stale)
+_PONG_MARK: Any = object()  # a pong arrived here, in order with the line's broadcasts
+_BARRIER_PONG = Pong()  # what the state keeper is shown for it
 
 
 class _LineQueue:
@@ -107,6 +113,7 @@ class LineGroup:
         self._keeper = keeper
         self._line_events = line_events
         self._lock = outer._lock  # the outer client's: also the state keeper's
+        self._deliver_lock = threading.Lock()  # taken before _lock, never after
         self.arbiter = Arbiter(len(lines), window)
         self._up = [False] * len(lines)
         self._ever_up = False
@@ -161,31 +168,70 @@ class LineGroup:
     # -- the readers of the lines -------------------------------------------------------------
 
     def _filter_for(self, line: int) -> Callable[[Session, list[Any]], list[Any]]:
+        """A line's decode step: marks each pong, so that :meth:`deliver` sees it in order
+        with the broadcasts (the read loop keeps pongs out of the batches it delivers)."""
+
         def filter_events(session: Session, events: list[Any]) -> list[Any]:
-            return self._filter(line, session, events)
+            if not any(type(e) is Pong for e in events):
+                return events
+            out: list[Any] = []
+            for event in events:
+                out.append(event)
+                if type(event) is Pong:
+                    out.append(_PONG_MARK)
+            return out
 
         return filter_events
 
-    def _filter(self, line: int, session: Session, events: list[Any]) -> list[Any]:
+    def deliver(self, line: int, events: list[Any]) -> bool:
+        """A line's batch, from its reader: arbitrated, applied to the state and queued in
+        one step per batch, so the queue holds first copies in the order they came (the
+        delivery lock), while ``health()`` and the state's readers only wait for the
+        short bookkeeping (the outer lock), never for a full queue."""
+        with self._deliver_lock:
+            with self._lock:
+                out = self._sort(line, events)
+            return self._outer._queue.put_many(out) if out else True
+
+    def _sort(self, line: int, events: list[Any]) -> list[Any]:
         now = time.monotonic()
-        with self._lock:
-            out: list[Any] = []
-            accept = self.arbiter.accept
-            for event in events:
-                kind = type(event)
-                if kind in _ARBITRATED:
-                    if accept(line, hash(event), now):
-                        out.append(event)
-                elif kind is Subscribed:
-                    out.append(self._line_subscribed(line, event, now))
-                else:
+        out: list[Any] = []
+        accept = self.arbiter.accept
+        stream = False
+        pongs: list[Any] = []
+        for event in events:
+            kind = type(event)
+            if kind in _ARBITRATED:
+                if accept(line, hash(event), now):
                     out.append(event)
-            if self._keeper is not None:
-                out = self._keeper.on_events(session, out, line)
-            behind = self.arbiter.behind
-            if behind:
-                self._replace_lagging(behind)
-        return out
+            elif event is _PONG_MARK:
+                out.append(_BARRIER_PONG)
+            elif kind is Pong:
+                pongs.append(event)  # delivered (deliver_keepalive), not counted twice
+            elif kind is Subscribed:
+                event = self._line_subscribed(line, event, now)
+                stream = stream or event.line is None
+                out.append(event)
+            else:
+                out.append(event)
+        if self._keeper is not None:
+            out = self._keeper.on_events(None, out, line)
+        kept: list[Any] = []
+        for event in out:
+            if event is _BARRIER_PONG:
+                continue
+            if type(event) is Connected and not stream:
+                event = attrs.evolve(event, line=line)
+            if isinstance(event, _LINE_EVENTS) and event.line is not None and not (
+                self._line_events
+            ):
+                continue
+            kept.append(event)
+        kept.extend(pongs)
+        behind = self.arbiter.behind
+        if behind:
+            self._replace_lagging(behind)
+        return kept
 
     def _line_subscribed(self, line: int, event: Subscribed, now: float) -> Subscribed:
         first = not any(self._up)
@@ -231,24 +277,6 @@ class LineGroup:
         behind.clear()
 
     # -- what the lines put into the queue ----------------------------------------------------
-
-    def deliver(self, line: int, events: list[Any]) -> bool:
-        """A line's batch: data as is; its lifecycle events marked with the line."""
-        out = events
-        if any(isinstance(e, _LINE_EVENTS) for e in events):
-            stream = any(type(e) is Subscribed and e.line is None for e in events)
-            out = []
-            for event in events:
-                if type(event) is Connected:
-                    event = event if stream else attrs.evolve(event, line=line)
-                if (
-                    isinstance(event, _LINE_EVENTS)
-                    and event.line is not None
-                    and not self._line_events
-                ):
-                    continue
-                out.append(event)
-        return self._outer._queue.put_many(out) if out else True
 
     def control(self, line: int, event: Any) -> None:
         kind = type(event)

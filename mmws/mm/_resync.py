@@ -83,14 +83,16 @@ class StateKeeper:
         self._subscribed_before = False
         self._pongs: dict[int, int] = {}  # per line
         self._barrier: _Barrier | None = None
-        self._finished = 0  # resyncs finished, successful or not (waiters compare)
         self.first_result: MmwsError | bool | None = None  # True, or the fatal error
 
     # -- the reader thread (lock held) --------------------------------------------------------
 
-    def on_events(self, session: Session, events: list[Any], line: int = 0) -> list[Any]:
+    def on_events(
+        self, session: Session | None, events: list[Any], line: int = 0
+    ) -> list[Any]:
         """Apply what one connection (``line``) decoded; ``Subscribed`` counts only for the
-        stream as a whole (``line`` None on the event)."""
+        stream as a whole (``line`` None on the event). With a ``session``, the snapshot is
+        published once its buffered frames are read; without, at once."""
         state = self.state
         out: list[Any] | None = None
         for index, event in enumerate(events):
@@ -118,7 +120,7 @@ class StateKeeper:
                 out.extend(added)
             elif out is not None:
                 out.append(event)
-        if not session.transport.frame_ready():
+        if session is None or not session.transport.frame_ready():
             state.publish()  # once per batch of frames read together
         return events if out is None else out
 
@@ -152,7 +154,6 @@ class StateKeeper:
         elif events:
             log.warning("%d broadcasts during the resync do not match REST; again", len(events))
             self._ask("gap")
-        self._finished += 1
         self._cond.notify_all()
         return events
 
@@ -185,7 +186,6 @@ class StateKeeper:
                     self.state.abandon(plan.generation)
                     if fatal and self.first_result is None:
                         self.first_result = exc
-                    self._finished += 1
                     self._cond.notify_all()
                 log.warning("state resync failed: %s%s", exc, "" if fatal else "; retrying")
                 self._deliver([ResyncFailed(exc, not fatal)])

@@ -103,12 +103,18 @@ class RestAnswer:
 
 @attrs.frozen(slots=True)
 class FetchPlan:
-    """Where a resync starts: the state at that moment and how far back to read."""
+    """Where a resync starts: the state at that moment, and ``today`` (UTC)."""
 
     generation: int
     reason: str
     snapshot: StateSnapshot
-    from_date: date
+    today: date
+
+    @property
+    def from_date(self) -> date:
+        """How far back REST is read (see :func:`_from_date`). It looks at every cached
+        order, so the resync thread computes it, outside the client's lock."""
+        return _from_date(self.snapshot, self.today)
 
 
 @attrs.define(slots=True)
@@ -375,7 +381,7 @@ class MMState:
             self._dirty = True
         self.publish()
         snap = self._snap
-        return FetchPlan(self._generation, reason, snap, _from_date(snap, today))
+        return FetchPlan(self._generation, reason, snap, today)
 
     def abandon(self, generation: int) -> None:
         """The fetch of ``generation`` failed: stop holding."""

@@ -264,3 +264,14 @@ def test_a_connection_limit_on_one_line_does_not_stop_the_other() -> None:
         lines = client.health().lines
         assert lines[0].state == "connected" and lines[1].state != "connected"
         assert len(sim.mm_connections()) == 1  # never more than the server allows
+
+
+def test_a_key_refused_on_reconnect_closes_the_whole_client(sim: Simulator) -> None:
+    with two_lines(sim) as client:
+        both_up(sim, client)
+        sim.revoke_key(sim.api_key)
+        sim.drop_connections()
+        events = collect_until(client, lambda e: isinstance(e, mmws.Closed), 10)
+        assert isinstance(events[-1].error, mmws.AuthenticationError)
+        assert client.health().state == "closed"
+    wait_until(lambda: not _mmws_threads(), 5, "every thread to end")
