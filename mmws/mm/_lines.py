@@ -142,7 +142,6 @@ class LineGroup:
             thread.start()
 
     def _connect_line(self, line: MMClient) -> None:
-        attempt = 0
         while not self._outer._stop.is_set():
             try:
                 line.connect()
@@ -153,7 +152,6 @@ class LineGroup:
             except (ClientClosed, MmwsError) as exc:
                 if self._outer._stop.is_set() or isinstance(exc, ClientClosed):
                     return
-                attempt += 1
                 delay = line._backoff.next_delay(classify(exc)) + line._stagger
                 log.warning("standby line could not connect (%s); again in %.2f s", exc, delay)
                 if self._outer._stop.wait(delay):
