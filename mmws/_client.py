@@ -156,8 +156,9 @@ class StreamClient(Commands, Generic[E]):
         self._clock_offset: float | None = None
         self._last_error: str | None = None
         self._reconnects = 0
-        # A subclass's step between decoding and delivery (MMClient's state cache): runs on
-        # the reader thread under the lock, sees every decoded event, returns what to deliver.
+        # A subclass's step between decoding and delivery (the state cache; the pong marks of
+        # a hot-standby line): runs on the reader thread under the lock, sees every decoded
+        # event, returns what to deliver.
         self._event_filter: Callable[[Session, list[Any]], list[Any]] | None = None
         self._thread_suffix = ""  # "-1": the threads of line 1 of a hot-standby client
         self._stagger = 0.0  # added to each reconnect delay: lines never reconnect together
