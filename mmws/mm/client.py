@@ -127,18 +127,15 @@ class MMClient(StreamClient[MMStreamEvent]):
         self._channels_arg = tuple(channels) if not isinstance(channels, str) else channels
         self._legacy_field_names = legacy_field_names
         line_options = {k: v for k, v in locals().items() if k in _LINE_OPTIONS}
+        # Every option is checked before the base class opens anything (a recording file).
         count = _line_count(lines)
         if count > 1 and record is not None:
             raise ConfigError("record= works with lines=1 only")
-        options = ClientOptions.pick(locals())
-        super().__init__(
-            url=url, options=options, on_event=on_event, record=record, secrets=SecretSet(api_key)
-        )
-        self._keeper: StateKeeper | None = None
+        window = _positive("line_window", line_window)
         if not state and (rest is not None or rest_url is not None):
             raise ConfigError("rest= and rest_url= are for the state cache: add state=True")
         if state:
-            self._resync_timeout = _positive("resync_timeout", resync_timeout)
+            resync_wait = _positive("resync_timeout", resync_timeout)
             backoff = _positive("resync_backoff", resync_backoff)
             audit = None if audit_interval is None else _positive("audit_interval", audit_interval)
             if rest is None:
@@ -152,6 +149,13 @@ class MMClient(StreamClient[MMStreamEvent]):
                 )
             elif not isinstance(rest, MMRest):
                 raise ConfigError(f"rest must be an mmws.MMRest, got {type(rest).__name__}")
+        options = ClientOptions.pick(locals())
+        super().__init__(
+            url=url, options=options, on_event=on_event, record=record, secrets=SecretSet(api_key)
+        )
+        self._keeper: StateKeeper | None = None
+        if rest is not None:
+            self._resync_timeout = resync_wait
             keeper = StateKeeper(
                 rest,
                 self._wake,
@@ -170,7 +174,6 @@ class MMClient(StreamClient[MMStreamEvent]):
         self._group_error: MmwsError | None = None
         self._group_started = False
         if count > 1:
-            window = _positive("line_window", line_window)
             stagger = float(backoff_base) / count
             members = []
             for index in range(count):

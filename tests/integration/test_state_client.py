@@ -359,3 +359,20 @@ def test_readers_on_other_threads_see_whole_snapshots(sim: Simulator) -> None:
             stop.set()
             thread.join(5)
     assert problems == [] and reads[0] > 10
+
+
+def test_a_bad_option_is_refused_before_a_recording_is_opened(
+    sim: Simulator, tmp_path: Any
+) -> None:
+    target = tmp_path / "never.jsonl"
+    bad: list[dict[str, Any]] = [
+        {"state": True, "resync_timeout": -1},
+        {"state": True, "audit_interval": 0},
+        {"state": True, "rest_url": "ftp://127.0.0.1"},
+        {"rest_url": sim.rest_url},
+        {"line_window": 0},
+    ]
+    for options in bad:
+        with pytest.raises(mmws.ConfigError):
+            MMClient(sim.api_key, url=sim.mm_url, record=target, **options)
+        assert not target.exists(), options
