@@ -170,7 +170,10 @@ def test_a_fault_free_run_of_100k_events_reports_no_gap() -> None:
         with client_for(sim, on_event=on_event, maxsize=200_000) as client:
             for _ in range(10):
                 sim.step(10_000)
-            assert counted.wait(120), f"only {got[0]} broadcasts arrived"
+            seen = -1
+            while not counted.wait(10):  # slow under coverage: fail only when it stops
+                assert got[0] > seen, f"stuck at {got[0]} broadcasts"
+                seen = got[0]
             settles(client, sim, 30)
             assert gaps == []
             assert client.state.gaps == 0 and len(client.state.orders) > 5_000
