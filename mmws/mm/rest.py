@@ -80,6 +80,10 @@ log = logging.getLogger("mmws.rest")
 
 DateLike = date | datetime | str
 
+CLOSE_WAIT: Final = 1.0
+"""How long ``close()`` waits for a request in flight to let go of the connection (one
+still connecting, which the shutdown cannot wake, closes it itself when it ends)."""
+
 _ORDERS: Final = model_codec(Order, {"orderId": "id"})
 _BETS: Final = model_codec(Bet, {"betId": "id"})
 _ACCOUNTS: Final = model_codec(Account)
@@ -275,11 +279,12 @@ class MMRest:
 
     def close(self) -> None:
         """Close the connection. A request or a wait in another thread ends at once with
-        ``ClientClosed``; every later call raises ``ClientClosed``. Idempotent."""
+        ``ClientClosed``; every later call raises ``ClientClosed``. Idempotent, and returns
+        within about a second whatever the request in flight is doing."""
         self._closed.set()
         if not self._lock.acquire(blocking=False):
             self._interrupt()  # wake the thread that is in a request
-            if not self._lock.acquire(timeout=self.timeout + 1.0):
+            if not self._lock.acquire(timeout=CLOSE_WAIT):
                 return  # it closes the connection itself when it ends (see _get)
         try:
             self._conn.close()
