@@ -16,31 +16,18 @@ Run: ``python benchmarks/lines.py [--events N] [--rounds R]``.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
-import threading
 import time
-from typing import Any
+
+from _burst import BurstServer, scenario_events
 
 import mmws
 from mmws.mm._arbiter import Arbiter
-from mmws.mm.protocol import MMProtocol
 from mmws.sim import Simulator
-from mmws.sim.actions import encode
-from mmws.sim.scenario import Scenario
-
-KEY = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
 
 
 def arbitration_cost(count: int) -> None:
-    proto = MMProtocol()
-    proto.subscribe(KEY, list(mmws.CHANNELS))
-    proto.receive_text('{"type": "subscribed", "subscriptionId": 1}', 0.0)
-    proto.events_received()
-    events: list[Any] = []
-    for item in Scenario(5, ["demo"]).take(count):
-        proto.receive_text(encode(item.frame()), 0.0)
-        events.extend(proto.events_received())
+    events = scenario_events(5, count)
     best = float("inf")
     for _ in range(3):
         arbiter = Arbiter(2)
@@ -83,39 +70,7 @@ def latency(samples: int) -> None:
                   f"p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms")
 
 
-class Server:
-    """A simulator in a child process that sends a burst of order fills when asked."""
-
-    def __init__(self) -> None:
-        self._conn, child = multiprocessing.Pipe()
-        self._process = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(child,), daemon=True
-        )
-        self._process.start()
-        self.mm_url, self.api_key = self._conn.recv()
-
-    def burst_in_background(self, count: int) -> threading.Thread:
-        def run() -> None:
-            self._conn.send(count)
-            self._conn.recv()
-
-        thread = threading.Thread(target=run, name="bench-burst", daemon=True)
-        thread.start()
-        return thread
-
-    def close(self) -> None:
-        self._conn.send(None)
-        self._process.join(10)
-
-
-def _serve(conn: Any) -> None:
-    with Simulator(rate=0, heartbeat_interval=None) as sim:
-        conn.send((sim.mm_url, sim.api_key))
-        while (count := conn.recv()) is not None:
-            conn.send(sim.burst(count))
-
-
-def throughput(server: Server, count: int, lines: int) -> float:
+def throughput(server: BurstServer, count: int, lines: int) -> float:
     client = mmws.MMClient(server.api_key, channels=["orders"], url=server.mm_url,
                            lines=lines, ping_interval=None)  # fmt: skip
     client.connect()
@@ -146,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     arbitration_cost(100_000)
     latency(200)
-    server = Server()
+    server = BurstServer()
     ratios = []
     rates: dict[int, list[float]] = {1: [], 2: []}
     try:

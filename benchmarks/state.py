@@ -16,30 +16,16 @@ Run: ``python benchmarks/state.py [--events N] [--rounds R]``.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
-import threading
 import time
-from typing import Any
+
+from _burst import BurstServer, scenario_events
 
 import mmws
-from mmws.mm.protocol import MMProtocol
-from mmws.sim import Simulator
-from mmws.sim.actions import encode
-from mmws.sim.scenario import Scenario
-
-KEY = "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
 
 
 def apply_cost(count: int) -> None:
-    proto = MMProtocol()
-    proto.subscribe(KEY, list(mmws.CHANNELS))
-    proto.receive_text('{"type": "subscribed", "subscriptionId": 1}', 0.0)
-    proto.events_received()
-    events: list[Any] = []
-    for item in Scenario(7, ["demo"]).take(count):
-        proto.receive_text(encode(item.frame()), 0.0)
-        events.extend(proto.events_received())
+    events = scenario_events(7, count)
     for label, every in (("publish per event", 1), ("publish per 32 events", 32)):
         timings = []
         for _ in range(3):
@@ -56,39 +42,7 @@ def apply_cost(count: int) -> None:
               f"({len(state.orders):,} orders, {len(state.bets):,} bets at the end)")
 
 
-class Server:
-    """A simulator in a child process that sends a burst of order INSERTs when asked."""
-
-    def __init__(self) -> None:
-        self._conn, child = multiprocessing.Pipe()
-        self._process = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(child,), daemon=True
-        )
-        self._process.start()
-        self.mm_url, self.rest_url, self.api_key = self._conn.recv()
-
-    def burst_in_background(self, count: int) -> threading.Thread:
-        def run() -> None:
-            self._conn.send(count)
-            self._conn.recv()
-
-        thread = threading.Thread(target=run, name="bench-burst", daemon=True)
-        thread.start()
-        return thread
-
-    def close(self) -> None:
-        self._conn.send(None)
-        self._process.join(10)
-
-
-def _serve(conn: Any) -> None:
-    with Simulator(rate=0, heartbeat_interval=None) as sim:
-        conn.send((sim.mm_url, sim.rest_url, sim.api_key))
-        while (count := conn.recv()) is not None:
-            conn.send(sim.burst(count, event="INSERT"))
-
-
-def run(server: Server, count: int, state: bool) -> float:
+def run(server: BurstServer, count: int, state: bool) -> float:
     client = mmws.MMClient(
         server.api_key, channels=["orders"], url=server.mm_url, maxsize=10_000,
         ping_interval=None, state=state, audit_interval=None,
@@ -117,7 +71,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     apply_cost(100_000)
-    server = Server()
+    server = BurstServer(event="INSERT")
     rates: dict[bool, list[float]] = {False: [], True: []}
     ratios = []
     try:

@@ -21,48 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import websocket
+from _burst import BurstServer as Server
 
 import mmws
-from mmws.sim import Simulator
-
-
-class Server:
-    """A simulator in a child process that sends a burst when asked."""
-
-    def __init__(self) -> None:
-        self._conn, child = multiprocessing.Pipe()
-        self._process = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(child,), daemon=True
-        )
-        self._process.start()
-        self.mm_url, self.api_key = self._conn.recv()
-
-    def burst_in_background(self, count: int) -> threading.Thread:
-        def run() -> None:
-            self._conn.send(count)
-            self._conn.recv()
-
-        thread = threading.Thread(target=run, name="bench-burst", daemon=True)
-        thread.start()
-        return thread
-
-    def close(self) -> None:
-        self._conn.send(None)
-        self._process.join(10)
-
-
-def _serve(conn: Any) -> None:
-    with Simulator(rate=0, heartbeat_interval=None) as sim:
-        conn.send((sim.mm_url, sim.api_key))
-        while (count := conn.recv()) is not None:
-            conn.send(sim.burst(count))
 
 
 def _subscribe_text(key: str) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import attrs
 
@@ -301,17 +301,13 @@ class MMState:
 
     # -- writing (one thread at a time) -----------------------------------------------------
 
-    @property
-    def checking(self) -> bool:
-        """Are broadcasts checked for continuity now? Only while synced: an unsynced state
-        is known to be behind, and a resync is on its way."""
-        return self._synced and (self._held is None or self._auditing)
-
     def apply(self, event: Any) -> GapDetected | None:
         """Apply one event (anything but a broadcast is ignored); return the gap it shows,
         if any. Call :meth:`publish` to make the change visible to readers."""
         kind = type(event)
-        check = self._synced and (self._held is None or self._auditing)  # self.checking
+        # Continuity is checked only while synced (an unsynced state is known to be behind,
+        # and a resync is on its way), and during an audit, which keeps the state synced.
+        check = self._synced and (self._held is None or self._auditing)
         if kind is OrderEvent:
             gap = self._apply_order(event, check)
         elif kind is BetEvent:
@@ -455,81 +451,60 @@ class MMState:
     def _apply_order(
         self, event: OrderEvent, check: bool, later: _Later | None = None
     ) -> GapDetected | None:
-        payload = event.payload
-        key = payload.order_id
-        cached = self._orders.get(key)
-        if later is not None and cached is not None and event.event == EventKind.INSERT:
-            return None  # re-applied on REST, which knows it: REST is at or past this
-        gap = None
-        if event.event == EventKind.INSERT or cached is None:
-            if check and (cached is not None or event.event != EventKind.INSERT):
-                gap = _insert_gap("orders", key, cached, payload, event, later)
-            order = payload
-        else:
-            if check:
-                found = _update_gap(
-                    "orders", key, cached, payload, event.old, later, self.strict
-                )
-                if found is STALE:
-                    return None
-                gap = found if isinstance(found, GapDetected) else None
-            order = _merge_order(cached, payload, event.old)
-        self._orders[key] = order
-        if order.order_status in OPEN_STATUSES:
-            self._open[key] = order
-        else:
-            self._open.discard(key)
+        key = event.payload.order_id
+        applied, gap = self._apply_entity(self._orders, key, _merge_order, event, check, later)
+        if applied is not None:
+            order = cast(Order, applied)
+            if order.order_status in OPEN_STATUSES:
+                self._open[key] = order
+            else:
+                self._open.discard(key)
         return gap
 
     def _apply_bet(
         self, event: BetEvent, check: bool, later: _Later | None = None
     ) -> GapDetected | None:
-        payload = event.payload
-        key = payload.bet_id
-        cached = self._bets.get(key)
-        if later is not None and cached is not None and event.event == EventKind.INSERT:
-            return None  # re-applied on REST, which knows it: REST is at or past this
-        gap = None
-        if event.event == EventKind.INSERT or cached is None:
-            if check and (cached is not None or event.event != EventKind.INSERT):
-                gap = _insert_gap("bets", key, cached, payload, event, later)
-            self._bets[key] = payload
-        else:
-            if check:
-                found = _update_gap(
-                    "bets", key, cached, payload, event.old, later, self.strict
-                )
-                if found is STALE:
-                    return None
-                gap = found if isinstance(found, GapDetected) else None
-            self._bets[key] = _merge_bet(cached, payload, event.old)
-        return gap
+        key = event.payload.bet_id
+        return self._apply_entity(self._bets, key, _merge_bet, event, check, later)[1]
 
     def _apply_account(
         self, event: AccountEvent, check: bool, later: _Later | None = None
     ) -> GapDetected | None:
-        payload = event.payload
-        key = _account_key(payload)
+        key = _account_key(event.payload)
         if key is None:
             return None  # no identity: nothing to keep it under
-        cached = self._accounts.get(key)
+        return self._apply_entity(self._accounts, key, _merge_account, event, check, later)[1]
+
+    def _apply_entity(
+        self,
+        entities: MapWriter[Any, M],
+        key: Any,
+        merge: Callable[[M, M, Mapping[str, Any]], M],
+        event: Broadcast[M],
+        check: bool,
+        later: _Later | None,
+    ) -> tuple[object, GapDetected | None]:
+        """Store what ``event`` makes of entity ``key``; return it (None when nothing was
+        applied) and the gap it shows. ``check``: the continuity check; ``later``: while
+        held broadcasts are re-applied on a REST answer (see :meth:`finish`)."""
+        payload, channel = event.payload, event.channel
+        cached = entities.get(key)
         if later is not None and cached is not None and event.event == EventKind.INSERT:
-            return None  # re-applied on REST, which knows it: REST is at or past this
+            return None, None  # re-applied on REST, which knows it: REST is at or past this
         gap = None
         if event.event == EventKind.INSERT or cached is None:
             if check and (cached is not None or event.event != EventKind.INSERT):
-                gap = _insert_gap("accounts", key, cached, payload, event, later)
-            self._accounts[key] = payload
+                gap = _insert_gap(channel, key, cached, payload, event, later)
+            entity = payload
         else:
             if check:
-                found = _update_gap(
-                    "accounts", key, cached, payload, event.old, later, self.strict
-                )
+                found = _update_gap(channel, key, cached, payload, event.old, later, self.strict)
                 if found is STALE:
-                    return None
+                    return None, None
                 gap = found if isinstance(found, GapDetected) else None
-            self._accounts[key] = _merge_account(cached, payload, event.old)
-        return gap
+            entity = merge(cached, payload, event.old)
+        entities[key] = entity
+        return entity, gap
 
 
 # -- continuity -------------------------------------------------------------------------------
