@@ -84,7 +84,9 @@ class Health:
     ``subscriptions`` is what the server confirmed on the current connection (MM channels,
     feed topics); empty while disconnected. ``url`` is the URL actually connected, redacted.
     With ``lines=2`` or more: ``lines`` holds each line's :class:`LineHealth`, and
-    ``failovers`` counts the times a line went down while another carried the stream.
+    ``failovers`` counts the times a line went down while another carried the stream, and
+    ``held`` the broadcasts held back until another line brought the one before them
+    (``state=True``; see ``line_hold``).
     """
 
     state: str
@@ -100,6 +102,7 @@ class Health:
     subscriptions: tuple[str, ...] = ()
     lines: tuple[LineHealth, ...] = ()
     failovers: int = 0
+    held: int = 0
 
 
 @attrs.frozen

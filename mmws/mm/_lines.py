@@ -11,7 +11,12 @@ line's reader delivers goes through :meth:`LineGroup.deliver`, which, under a de
 - marks a line up at its ``Subscribed``; the stream is up again when the first line is;
 - applies what goes through to the state cache (``state=True``), whose resync barrier
   ping goes out on one live line and whose pongs are marked in order by the line's decode
-  step (``_event_filter``).
+  step (``_event_filter``);
+- with the state cache, holds back a first copy that does not follow on from its order,
+  bet or account (its line skipped the broadcast before it) for up to ``hold`` seconds,
+  while another line is up: when that line brings the missing broadcast, both go out in
+  the server's order. A copy still held at its deadline goes out and shows the gap. The
+  ``mmws-hold`` thread gives back what waits when no frame arrives.
 
 Locks are taken in one order: a line's lock, the delivery lock, the outer lock.
 
@@ -45,6 +50,7 @@ from mmws.mm.events import (
     ScoreEvent,
     Subscribed,
 )
+from mmws.mm.state import entity_of
 
 if TYPE_CHECKING:
     from mmws.mm._resync import StateKeeper
@@ -107,6 +113,7 @@ class LineGroup:
         *,
         line_events: bool,
         window: float,
+        hold: float = 0.0,
     ) -> None:
         self._outer = outer
         self.lines = tuple(lines)
@@ -121,6 +128,14 @@ class LineGroup:
         self.failovers = 0
         self.reconnects = 0  # of the stream: every line had been down
         self._connectors: list[threading.Thread] = []
+        self._hold = hold
+        self._waiting: list[tuple[float, int, Any, tuple[str, Any]]] = []  # arrival order
+        self._releasing = False
+        self.held = 0  # first copies held back until their predecessor came
+        self._wake = threading.Event()
+        self._holder: threading.Thread | None = None
+        if keeper is not None and hold > 0:
+            keeper.hold = self._maybe_hold
         for index, line in enumerate(self.lines):
             line._queue = _LineQueue(self, index, outer._queue)  # type: ignore[assignment]
             line._event_filter = self._filter_for(index)
@@ -133,6 +148,9 @@ class LineGroup:
         """Connect line 0 here (its errors are the caller's), the others in the background:
         returns once one line is subscribed."""
         self.lines[0].connect()
+        if self._keeper is not None and self._hold > 0:
+            self._holder = threading.Thread(target=self._hold_loop, name="mmws-hold", daemon=True)
+            self._holder.start()
         for index, line in enumerate(self.lines[1:], 1):
             thread = threading.Thread(
                 target=self._connect_line, args=(line,), name=f"mmws-connect-{index}",
@@ -158,9 +176,11 @@ class LineGroup:
                     return
 
     def close(self, deadline: float) -> None:
+        self._wake.set()  # the outer client's stop is set: the hold thread ends
         for line in self.lines:
             line.close(timeout=max(0.05, deadline - time.monotonic()))
-        for thread in self._connectors:
+        threads = [*self._connectors, *([self._holder] if self._holder else [])]
+        for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- the readers of the lines -------------------------------------------------------------
@@ -214,6 +234,8 @@ class LineGroup:
                 out.append(event)
         if self._keeper is not None:
             out = self._keeper.on_events(None, out, line)
+            if self._waiting:
+                out.extend(self._release(now))
         kept: list[Any] = []
         for event in out:
             if event is _BARRIER_PONG:
@@ -230,6 +252,69 @@ class LineGroup:
         if behind:
             self._replace_lagging(behind)
         return kept
+
+    # -- holding back a copy that does not follow on ------------------------------------------
+
+    def _maybe_hold(self, event: Any, line: int) -> bool:
+        """The state keeper asks, before applying a first copy (lock held): keep it back?"""
+        if self._releasing or not self._others_up(line):
+            return False
+        entity = entity_of(event)
+        if entity is None or self._keeper is None or self._keeper.state.gap_of(event) is None:
+            return False
+        self._waiting.append((time.monotonic() + self._hold, line, event, entity))
+        self.held += 1
+        self._wake.set()
+        return True
+
+    def _others_up(self, line: int) -> bool:
+        return any(up for index, up in enumerate(self._up) if index != line)
+
+    def _release(self, now: float) -> list[Any]:
+        """Give back (applied, in arrival order per entity) each held copy that now follows
+        on, whose deadline passed, or that no other line can complete (lock held)."""
+        keeper = self._keeper
+        assert keeper is not None
+        out: list[Any] = []
+        progress = True
+        while progress and self._waiting:
+            progress = False
+            blocked: set[tuple[str, Any]] = set()
+            for item in list(self._waiting):
+                deadline, line, event, entity = item
+                if entity in blocked:
+                    continue
+                if (deadline <= now or not self._others_up(line)
+                        or keeper.state.gap_of(event) is None):  # fmt: skip
+                    self._waiting.remove(item)
+                    self._releasing = True
+                    try:
+                        out.extend(keeper.on_events(None, [event], line))
+                    finally:
+                        self._releasing = False
+                    progress = True
+                else:
+                    blocked.add(entity)
+        return out
+
+    def _hold_loop(self) -> None:
+        """Thread ``mmws-hold``: gives back held copies at their deadline, or when the line
+        that could complete them goes down, even if no frame arrives."""
+        stop = self._outer._stop
+        while not stop.is_set():
+            with self._lock:
+                deadline = self._waiting[0][0] if self._waiting else None
+            self._wake.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            self._wake.clear()
+            if stop.is_set():
+                return
+            with self._deliver_lock:
+                with self._lock:
+                    out = self._release(time.monotonic()) if self._waiting else []
+                if out:
+                    self._outer._queue.put_many(out)
+
+    # -- lines up and down ------------------------------------------------------------------------
 
     def _line_subscribed(self, line: int, event: Subscribed, now: float) -> Subscribed:
         first = not any(self._up)
@@ -254,6 +339,8 @@ class LineGroup:
             return
         self._up[line] = False
         self.arbiter.line_down(line)
+        if self._waiting:
+            self._wake.set()  # what waits for this line alone goes out now
         if self._keeper is not None:
             self._keeper.line_lost(line)
         if any(self._up):
@@ -353,4 +440,5 @@ class LineGroup:
             subscriptions=first.subscriptions,
             lines=tuple(per_line),
             failovers=self.failovers,
+            held=self.held,
         )

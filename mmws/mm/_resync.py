@@ -84,6 +84,9 @@ class StateKeeper:
         self._pongs: dict[int, int] = {}  # per line
         self._barrier: _Barrier | None = None
         self.first_result: MmwsError | bool | None = None  # True, or the fatal error
+        self.hold: Callable[[Any, int], bool] | None = None
+        """Set by a group of lines: called with each broadcast (and its line) before it
+        is applied; True when the group keeps it back (it does not follow on yet)."""
 
     # -- the reader thread (lock held) --------------------------------------------------------
 
@@ -94,6 +97,7 @@ class StateKeeper:
         stream as a whole (``line`` None on the event). With a ``session``, the snapshot is
         published once its buffered frames are read; without, at once."""
         state = self.state
+        hold = self.hold
         out: list[Any] | None = None
         for index, event in enumerate(events):
             kind = type(event)
@@ -108,6 +112,10 @@ class StateKeeper:
                     self._ask("reconnect" if self._subscribed_before else "connect")
                     self._subscribed_before = True
             else:
+                if hold is not None and hold(event, line):
+                    if out is None:
+                        out = events[:index]
+                    continue  # the lines' group gives it back once it follows on
                 gap = state.apply(event)
                 if gap is not None:
                     added = [gap]

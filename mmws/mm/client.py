@@ -73,7 +73,8 @@ class MMClient(StreamClient[MMStreamEvent]):
     after every reconnect and gap: ``rest_url``, ``rest``, ``resync_timeout``,
     ``resync_backoff``, ``audit_interval``; see "Your orders and balances"). ``lines=2`` (up
     to 5) keeps that many live connections and merges them, each broadcast once
-    (``line_events``, ``line_window``; see "Hot standby" in the reconnect guide).
+    (``line_events``, ``line_window``, ``line_hold``; see "Hot standby" in the reconnect
+    guide).
     """
 
     _lanes: Mapping[type, Lane] = MappingProxyType(
@@ -119,6 +120,7 @@ class MMClient(StreamClient[MMStreamEvent]):
         lines: int = 1,
         line_events: bool = False,
         line_window: float = 10.0,
+        line_hold: float = 0.25,
     ) -> None:
         # Rebound at once: only the redacting type stays in this frame's locals, so a
         # ConfigError raised below shows no key in a traceback rendered with its locals.
@@ -132,6 +134,11 @@ class MMClient(StreamClient[MMStreamEvent]):
         if count > 1 and record is not None:
             raise ConfigError("record= works with lines=1 only")
         window = _positive("line_window", line_window)
+        if isinstance(line_hold, bool) or not isinstance(line_hold, int | float) or not (
+            0 <= line_hold <= window
+        ):
+            raise ConfigError(f"line_hold must be a number from 0 to line_window ({window:g} s), "
+                              f"got {line_hold!r}")  # fmt: skip
         if not state and (rest is not None or rest_url is not None):
             raise ConfigError("rest= and rest_url= are for the state cache: add state=True")
         if state:
@@ -182,7 +189,8 @@ class MMClient(StreamClient[MMStreamEvent]):
                 members.append(member)
             self._event_filter = None  # the lines decode; the group applies the state
             self._group = LineGroup(
-                self, members, self._keeper, line_events=line_events, window=window
+                self, members, self._keeper, line_events=line_events, window=window,
+                hold=float(line_hold),
             )
 
     def connect(self) -> MMClient:

@@ -338,6 +338,24 @@ class MMState:
             self._synced = False
         return gap
 
+    def gap_of(self, event: Any) -> GapDetected | None:
+        """The gap :meth:`apply` would report for ``event`` now, without applying it: None
+        when it follows on from the cache, repeats what the cache holds, carries no
+        ``old`` to check (scores, the emergency switch) or continuity is not being checked
+        (no resync has completed yet, or one is under way)."""
+        if not (self._synced and (self._held is None or self._auditing)):
+            return None
+        found = entity_of(event)
+        if found is None:
+            return None
+        channel, key = found
+        entities: MapWriter[Any, Any] = (
+            self._orders if channel == "orders" else self._bets if channel == "bets"
+            else self._accounts
+        )  # fmt: skip
+        gap = self._entity_gap(channel, key, entities.get(key), event, None)
+        return gap if isinstance(gap, GapDetected) else None
+
     def publish(self) -> None:
         """Make every change applied so far visible: one new snapshot, swapped in whole."""
         if not self._dirty:
@@ -491,20 +509,27 @@ class MMState:
         cached = entities.get(key)
         if later is not None and cached is not None and event.event == EventKind.INSERT:
             return None, None  # re-applied on REST, which knows it: REST is at or past this
-        gap = None
+        found = self._entity_gap(channel, key, cached, event, later) if check else None
+        if found is STALE:
+            return None, None
         if event.event == EventKind.INSERT or cached is None:
-            if check and (cached is not None or event.event != EventKind.INSERT):
-                gap = _insert_gap(channel, key, cached, payload, event, later)
             entity = payload
         else:
-            if check:
-                found = _update_gap(channel, key, cached, payload, event.old, later, self.strict)
-                if found is STALE:
-                    return None, None
-                gap = found if isinstance(found, GapDetected) else None
             entity = merge(cached, payload, event.old)
         entities[key] = entity
-        return entity, gap
+        return entity, found if isinstance(found, GapDetected) else None
+
+    def _entity_gap(
+        self, channel: str, key: Any, cached: Any, event: Broadcast[Any], later: _Later | None
+    ) -> GapDetected | object | None:
+        """The continuity check of ``event`` against the ``cached`` entity: a gap,
+        :data:`STALE` or None."""
+        payload = event.payload
+        if event.event == EventKind.INSERT or cached is None:
+            if cached is not None or event.event != EventKind.INSERT:
+                return _insert_gap(channel, key, cached, payload, event, later)
+            return None
+        return _update_gap(channel, key, cached, payload, event.old, later, self.strict)
 
 
 # -- continuity -------------------------------------------------------------------------------
@@ -517,6 +542,20 @@ def _touched(held: Iterable[Any]) -> set[tuple[str, Any]]:
     return {(e.channel, _entity_key(e)) for e in held if type(e) is not EmergencyEvent}
 
 _Later = dict[tuple[str, Any, str], deque[Any]]
+
+
+def entity_of(event: Any) -> tuple[str, Any] | None:
+    """``(channel, key)`` of the order, bet or account a broadcast changes; None for
+    anything else (and for an account without ``exchange`` and ``username``)."""
+    kind = type(event)
+    if kind is OrderEvent:
+        return "orders", event.payload.order_id
+    if kind is BetEvent:
+        return "bets", event.payload.bet_id
+    if kind is AccountEvent:
+        key = _account_key(event.payload)
+        return None if key is None else ("accounts", key)
+    return None
 
 
 def _entity_key(event: Broadcast[Any]) -> Any:

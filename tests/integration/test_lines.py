@@ -17,6 +17,7 @@ from test_state_client import FAST, equal, rest_for
 import mmws
 from mmws import GapDetected, MMClient, Resynced
 from mmws.mm.protocol import MMProtocol
+from mmws.mm.state import entity_of
 from mmws.sim import Simulator
 from mmws.sim.actions import encode
 
@@ -178,23 +179,105 @@ def test_a_broadcast_both_lines_miss_is_a_gap_with_state(sim: Simulator) -> None
         wait_until(lambda: client.state.synced and equal(client.state.snapshot(), sim.truth()))
 
 
+def per_entity(events: list[Any]) -> dict[Any, list[int]]:
+    """The broadcasts of each order, bet and account, in the order given."""
+    out: dict[Any, list[int]] = {}
+    for event in events:
+        entity = entity_of(event)
+        if entity is not None:
+            out.setdefault(entity, []).append(hash(event))
+    return out
+
+
 def test_a_broadcast_one_line_misses_comes_from_the_other(sim: Simulator) -> None:
-    """Exactly once each. The order can differ from the server's: the other line's copy of
-    a skipped broadcast may come after the skipping line's copies of the next ones (no
-    sequence numbers say that something is missing); the state then finds the gap and
-    resyncs."""
+    """Exactly once each, and with the state cache each order's, bet's and account's
+    broadcasts in the server's order: a copy that does not follow on waits until the other
+    line brings the one before it. No gap, no resync."""
     with two_lines(sim, state=True, rest=rest_for(sim), resync_backoff=0.01) as client:
         both_up(sim, client)
+        resyncs = client.state.resyncs
         ids = sorted(c.id for c in sim.active_connections if c.endpoint == "mm")
         sim.skip_broadcasts(5, connection_id=ids[0])
+        sim.delay_connection(ids[1], 0.02)  # the skipping line is the faster one
         sent = sim.step(40)
         got = broadcasts(client, 40)
-        assert Counter(map(hash, got)) == Counter(
-            map(hash, expected_events([encode(e.frame()) for e in sent]))
-        )
+        expected = expected_events([encode(e.frame()) for e in sent])
+        assert Counter(map(hash, got)) == Counter(map(hash, expected))
+        assert per_entity(got) == per_entity(expected)
         wait_until(
             lambda: client.state.synced and equal(client.state.snapshot(), sim.truth()), 10
         )
+        assert client.state.gaps == 0 and client.state.resyncs == resyncs
+
+
+def _fill_skipped_on_the_fast_line(sim: Simulator, client: MMClient) -> list[Any]:
+    """Order 4 is placed; line 0 misses its first fill and line 1 runs 50 ms late: line 0
+    brings the second fill first, whose ``old`` does not match."""
+    order = {"orderId": 4, "orderStatus": "PLACED", "matchedStake": 0.0,
+             "createdAt": "2026-11-30T10:00:00Z"}  # fmt: skip
+    both_up(sim, client)
+    ids = sorted(c.id for c in sim.active_connections if c.endpoint == "mm")
+    sim.publish("orders", "INSERT", order)
+    assert [e.payload.order_id for e in broadcasts(client, 1)] == [4]
+    sim.delay_connection(ids[1], 0.05)
+    sim.skip_broadcasts(1, connection_id=ids[0])
+    sim.publish("orders", "UPDATE", {"orderId": 4, "matchedStake": 5.0}, {"matchedStake": 0.0})
+    sim.publish("orders", "UPDATE", {"orderId": 4, "matchedStake": 9.0}, {"matchedStake": 5.0})
+    return collect_until(client, lambda e: getattr(e, "payload", None) is not None
+                         and e.payload.matched_stake == 9.0)  # fmt: skip
+
+
+def test_a_copy_that_does_not_follow_on_waits_for_the_line_that_has_the_one_before(
+    sim: Simulator,
+) -> None:
+    with two_lines(sim, state=True, rest=rest_for(sim), resync_backoff=0.01) as client:
+        events = _fill_skipped_on_the_fast_line(sim, client)
+        fills = [e.payload.matched_stake for e in events if isinstance(e, mmws.OrderEvent)]
+        assert fills == [5.0, 9.0]  # the server's order, though 9.0 came first on line 0
+        assert not [e for e in events if isinstance(e, GapDetected)]
+        assert client.health().held == 1
+        assert client.state.orders[4].matched_stake == 9.0 and client.state.synced
+
+
+def test_without_holding_the_same_fills_come_out_of_order_and_show_a_gap(sim: Simulator) -> None:
+    """``line_hold=0``: first-copy order; the state sees the gap and resyncs."""
+    with two_lines(sim, state=True, rest=rest_for(sim), resync_backoff=0.01,
+                   line_hold=0) as client:  # fmt: skip
+        events = _fill_skipped_on_the_fast_line(sim, client)
+        assert [e.payload.matched_stake for e in events if isinstance(e, mmws.OrderEvent)] == [
+            9.0
+        ]
+        gap = client.get(timeout=5)  # queued right after the broadcast that shows it
+        assert isinstance(gap, GapDetected) and (gap.key, gap.expected) == (4, 0.0)
+        assert client.health().held == 0
+        late = collect_until(client, lambda e: isinstance(e, mmws.OrderEvent))
+        assert late[-1].payload.matched_stake == 5.0  # line 1's copy, after the newer one
+        wait_until(lambda: client.state.synced and equal(client.state.snapshot(), sim.truth()))
+
+
+def test_a_held_copy_goes_out_when_the_other_line_goes_down(sim: Simulator) -> None:
+    """Nobody can bring the missing fill any more: the held one goes out at once (before
+    its deadline of 30 s) and shows the gap."""
+    order = {"orderId": 5, "orderStatus": "PLACED", "matchedStake": 0.0,
+             "createdAt": "2026-11-30T10:00:00Z"}  # fmt: skip
+    with two_lines(sim, state=True, rest=rest_for(sim), resync_backoff=0.01, line_hold=30,
+                   line_window=60) as client:  # fmt: skip
+        both_up(sim, client)
+        ids = sorted(c.id for c in sim.active_connections if c.endpoint == "mm")
+        sim.publish("orders", "INSERT", order)
+        broadcasts(client, 1)
+        sim.half_open(ids[1])  # line 1 brings nothing from now on
+        sim.skip_broadcasts(1, connection_id=ids[0])
+        sim.publish("orders", "UPDATE", {"orderId": 5, "matchedStake": 5.0}, {"matchedStake": 0.0})
+        sim.publish("orders", "UPDATE", {"orderId": 5, "matchedStake": 9.0}, {"matchedStake": 5.0})
+        wait_until(lambda: client.health().held == 1, 5, "the fill to be held")
+        started = time.monotonic()
+        sim.drop_connection(ids[1])
+        events = collect_until(client, lambda e: isinstance(e, GapDetected), timeout=10)
+        assert time.monotonic() - started < 10
+        assert [e.payload.matched_stake for e in events if isinstance(e, mmws.OrderEvent)] == [
+            9.0
+        ]
 
 
 def test_with_state_a_lost_line_needs_no_resync_but_losing_both_does(sim: Simulator) -> None:
@@ -221,6 +304,35 @@ def test_lines_must_be_one_to_five(sim: Simulator, tmp_path: Path) -> None:
     with pytest.raises(mmws.ConfigError, match="record="):
         MMClient(sim.api_key, url=sim.mm_url, lines=2, record=tmp_path / "x.jsonl")
     assert not (tmp_path / "x.jsonl").exists()
+    for hold in (-0.1, 11.0, True, "1"):
+        with pytest.raises(mmws.ConfigError, match=r"line_hold must be .* got"):
+            MMClient(sim.api_key, url=sim.mm_url, lines=2, line_hold=hold)  # type: ignore[arg-type]
+    MMClient(sim.api_key, url=sim.mm_url, lines=2, line_hold=0).close()
+
+
+def test_pongs_are_delivered_with_deliver_keepalive_and_never_taken_for_copies(
+    sim: Simulator,
+) -> None:
+    """Keepalive pongs are not broadcasts: each line's own reach the queue, in order with the
+    data, and the broadcasts still come once each."""
+    with two_lines(sim, deliver_keepalive=True, ping_interval=0.05) as client:
+        both_up(sim, client)
+        sent = sim.step(20)
+        expected = expected_events([encode(e.frame()) for e in sent])
+        got: list[Any] = []
+        pongs = 0
+        deadline = time.monotonic() + 5
+        while (len(got) < 20 or pongs < 10) and time.monotonic() < deadline:
+            event = client.get(timeout=1)
+            if isinstance(event, mmws.Pong):
+                pongs += 1
+                assert event.rtt is not None
+            elif isinstance(event, mmws.Broadcast):
+                got.append(event)
+        assert pongs >= 10 and Counter(map(hash, got)) == Counter(map(hash, expected))
+        wait_until(lambda: sum(h.duplicates for h in client.health().lines) == 20, 5,
+                   "the other copy of each broadcast, and nothing else, to be a duplicate")
+        assert all(h.last_rtt is not None for h in client.health().lines)
 
 
 def _mmws_threads() -> list[str]:

@@ -1,7 +1,9 @@
 """Random faults on one line at a time, MMClient(lines=2): line A skips broadcasts, line B is
 delayed 0-50 ms, one line is dropped or half-opened now and then (never both at once). The
 merged stream holds every broadcast the server sent exactly once, and with ``state=True``
-the state ends equal to the simulator's ground truth.
+each order's, bet's and account's broadcasts come in the server's order (a copy that does
+not follow on waits for the other line), no gap is reported, and the state ends equal to
+the simulator's ground truth.
 
 ``MMWS_LINE_EXAMPLES=300 pytest -m slow tests/integration/test_lines_schedules.py`` runs more.
 """
@@ -17,7 +19,7 @@ import pytest
 from clientutil import wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_lines import broadcasts, expected_events
+from test_lines import broadcasts, expected_events, per_entity
 from test_state_client import equal, rest_for
 
 import mmws
@@ -72,7 +74,7 @@ def test_the_merged_stream_is_what_the_server_sent_exactly_once(
         options = dict(OPTIONS)
         if state:
             options.update(state=True, rest=rest_for(sim, retries=1), resync_backoff=0.01,
-                           audit_interval=0.2)  # fmt: skip
+                           audit_interval=0.2, line_hold=2.0)  # fmt: skip
         with MMClient(sim.api_key, url=sim.mm_url, lines=2, **options) as client:
             a, b = both_up(sim, client)
             frames: list[str] = []
@@ -106,6 +108,8 @@ def test_the_merged_stream_is_what_the_server_sent_exactly_once(
                     break
                 assert not isinstance(extra, mmws.Broadcast), extra
             if state:
+                assert per_entity(got) == per_entity(expected)
+                assert client.state.gaps == 0, schedule
                 wait_until(
                     lambda: client.state.synced
                     and equal(client.state.snapshot(), sim.truth()),

@@ -559,3 +559,48 @@ def test_a_broadcast_delivered_late_is_never_silently_wrong(
     if state.gaps == 0:
         assert state.synced
         same(state.snapshot(), w.truth(len(w.events)).snapshot(CLIENT))
+
+
+# -- gap_of: the check without the change (hot standby holds back on it) -----------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 50),
+    skips=st.sets(st.integers(0, 599), max_size=40),
+    repeats=st.sets(st.integers(0, 599), max_size=20),
+    strict=st.booleans(),
+)
+def test_gap_of_predicts_apply_exactly_and_changes_nothing(
+    seed: int, skips: set[int], repeats: set[int], strict: bool
+) -> None:
+    w = world(seed, 600)
+    state = MMState(strict=strict)
+    resync(state, w, 0)
+    reported = 0
+    for index, event in enumerate(w.events):
+        if index in skips:
+            continue
+        for _ in range(2 if index in repeats else 1):
+            state.publish()
+            before = state.snapshot()
+            predicted = state.gap_of(event)
+            state.publish()
+            assert state.snapshot() is before  # nothing was changed
+            assert state.apply(event) == predicted
+            if predicted is not None:
+                reported += 1
+                assert state.gap_of(event) is None  # unsynced: nothing is checked
+                resync(state, w, index + 1)
+    assert state.gaps == reported
+
+
+def test_gap_of_checks_only_orders_bets_and_accounts_and_only_while_synced() -> None:
+    state = MMState()
+    unknown = OrderEvent("UPDATE", Order(9, matched_stake=3.0), FrozenMap({"matched_stake": 1.0}))
+    assert state.gap_of(unknown) is None  # never synced: nothing to compare with
+    w = world(0, 200)
+    resync(state, w, 0)
+    assert state.gap_of(unknown) == GapDetected("orders", 9)
+    others = [e for e in w.events if type(e).__name__ in ("ScoreEvent", "EmergencyEvent")]
+    assert others and all(state.gap_of(e) is None for e in others)
