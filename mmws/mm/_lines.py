@@ -134,8 +134,10 @@ class LineGroup:
         self.held = 0  # first copies held back until their predecessor came
         self._wake = threading.Event()
         self._holder: threading.Thread | None = None
-        if keeper is not None and hold > 0:
-            keeper.hold = self._maybe_hold
+        if keeper is not None:
+            keeper.live_lines = self._live
+            if hold > 0:
+                keeper.hold = self._maybe_hold
         for index, line in enumerate(self.lines):
             line._queue = _LineQueue(self, index, outer._queue)  # type: ignore[assignment]
             line._event_filter = self._filter_for(index)
@@ -383,18 +385,22 @@ class LineGroup:
     # -- commands, health -----------------------------------------------------------------------
 
     def command(self, send: Callable[[ProtocolCore, int], None], timeout: float | None) -> None:
-        """Run ``send`` on a live line's core (the state keeper's barrier ping)."""
+        """Run ``send`` on the core of every live line, one after the other (the state
+        keeper's barrier pings)."""
         with self._lock:
-            live = [index for index, up in enumerate(self._up) if up]
+            live = self._live()
         if not live:
             raise TransportTimeout("no line is connected")
-        line = live[0]
+        for line in live:
 
-        def on_core(core: ProtocolCore) -> None:
-            with self._lock:
-                send(core, line)
+            def on_core(core: ProtocolCore, line: int = line) -> None:
+                with self._lock:
+                    send(core, line)
 
-        self.lines[line]._paced_command(on_core, timeout)
+            self.lines[line]._paced_command(on_core, timeout)
+
+    def _live(self) -> list[int]:
+        return [index for index, up in enumerate(self._up) if up]
 
     def live_line(self) -> MMClient:
         with self._lock:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import attrs
 
@@ -43,8 +43,11 @@ class _Barrier:
     base: Base
     reason: str
     started: float
-    line: int  # the connection the ping went out on
-    wanted: int  # its pong count that proves the broadcasts before it arrived
+    # Per live line: its pong count that proves the broadcasts before its ping arrived
+    # (None until the ping goes out). Every line that was up must answer: a line that
+    # (re)connected lately carries nothing sent before, a slower one may still bring it.
+    wanted: dict[int, int | None]
+    done: set[int] = attrs.Factory(set)
 
 
 Command = Callable[[Callable[[ProtocolCore, int], None], float | None], None]
@@ -82,8 +85,12 @@ class StateKeeper:
         self._request: str | None = None
         self._subscribed_before = False
         self._pongs: dict[int, int] = {}  # per line
+        self._ups: dict[int, int] = {}  # per line: how many times it was subscribed
+        self._ups_at_fetch: dict[int, int] = {}
         self._barrier: _Barrier | None = None
         self.first_result: MmwsError | bool | None = None  # True, or the fatal error
+        self.live_lines: Callable[[], list[int]] = lambda: [0]
+        """The lines up now (set by a group of lines); the barrier waits for each."""
         self.hold: Callable[[Any, int], bool] | None = None
         """Set by a group of lines: called with each broadcast (and its line) before it
         is applied; True when the group keeps it back (it does not follow on yet)."""
@@ -105,9 +112,14 @@ class StateKeeper:
             if kind is Pong:
                 pongs = self._pongs[line] = self._pongs.get(line, 0) + 1
                 barrier = self._barrier
-                if barrier is not None and barrier.line == line and pongs >= barrier.wanted:
-                    added = self._finish(barrier)
+                if barrier is not None:
+                    want = barrier.wanted.get(line)
+                    if want is not None and pongs >= want:
+                        barrier.done.add(line)
+                        if len(barrier.done) == len(barrier.wanted):
+                            added = self._finish(barrier)
             elif kind is Subscribed:
+                self._ups[line] = self._ups.get(line, 0) + 1
                 if event.line is None:  # else one line of several: the stream goes on
                     self._ask("reconnect" if self._subscribed_before else "connect")
                     self._subscribed_before = True
@@ -141,9 +153,16 @@ class StateKeeper:
     def line_lost(self, line: int) -> None:
         """One line of several went down: a barrier waiting for its pong cannot pass."""
         barrier = self._barrier
-        if barrier is not None and barrier.line == line:
+        if barrier is not None and line in barrier.wanted:
             self._barrier = None
             self._cond.notify_all()
+
+    def _restart(self, generation: int, reason: str) -> NoReturn:
+        """(lock held) This resync cannot finish: start it again."""
+        self._barrier = None
+        self.state.abandon(generation)
+        self._ask(reason)
+        raise _Superseded
 
     def _ask(self, reason: str) -> None:
         if self._request != "connect":  # the first resync keeps its name
@@ -178,6 +197,7 @@ class StateKeeper:
                 assert reason is not None
                 self._request = None
                 plan = self.state.start_fetch(reason, datetime.now(timezone.utc).date())
+                self._ups_at_fetch = dict(self._ups)
             started = time.monotonic()
             try:
                 answer = self._fetch(plan.from_date)
@@ -233,14 +253,32 @@ class StateKeeper:
         return RestAnswer(open_orders, orders, bets, accounts, status)
 
     def _pass_barrier(self, generation: int, base: Base, reason: str, started: float) -> None:
-        """Ping; the reader finishes the resync when the pong arrives. Returns once it did."""
-
-        def send(core: ProtocolCore, line: int) -> None:
+        """Ping every live line; the reader finishes the resync when the last pong arrives.
+        Returns once it did."""
+        with self._cond:
             if not self.state.current(generation):
                 raise _Superseded
+            lines = self.live_lines()
+            if not lines:
+                raise TransportTimeout("no line is connected")
+            self._barrier = _Barrier(generation, base, reason, started, dict.fromkeys(lines))
+
+        def send(core: ProtocolCore, line: int) -> None:
+            barrier = self._barrier
+            if not self.state.current(generation):
+                raise _Superseded
+            if barrier is None or barrier.generation != generation:
+                self._restart(generation, reason)  # a line of the barrier went down
+            assert barrier is not None
+            if line not in barrier.wanted:
+                return  # up since the barrier began: it carries nothing older
+            if self._ups.get(line, 0) != self._ups_at_fetch.get(line, -1):
+                # This line (re)connected after the fetch began: its pong cannot prove that
+                # broadcasts sent before then have arrived (another line may still bring
+                # them). The fetch starts again, once this line is among the settled ones.
+                self._restart(generation, reason)
             ahead = 1 if core.keepalive.ping_outstanding_since is not None else 0
-            wanted = self._pongs.get(line, 0) + ahead + 1
-            self._barrier = _Barrier(generation, base, reason, started, line, wanted)
+            barrier.wanted[line] = self._pongs.get(line, 0) + ahead + 1
             core.ping(time.monotonic())
 
         self._command(send, self._barrier_timeout)

@@ -1,7 +1,7 @@
 """Random faults on one line at a time, MMClient(lines=2): line A skips broadcasts, line B is
 delayed 0-50 ms, one line is dropped or half-opened now and then (never both at once). The
 merged stream holds every broadcast the server sent exactly once, and with ``state=True``
-each order's, bet's and account's broadcasts come in the server's order (a copy that does
+each field of each order, bet and account changes in the server's order (a copy that does
 not follow on waits for the other line), no gap is reported, and the state ends equal to
 the simulator's ground truth.
 
@@ -19,7 +19,7 @@ import pytest
 from clientutil import wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_lines import broadcasts, expected_events, per_entity
+from test_lines import broadcasts, expected_events, per_field
 from test_state_client import equal, rest_for
 
 import mmws
@@ -108,7 +108,7 @@ def test_the_merged_stream_is_what_the_server_sent_exactly_once(
                     break
                 assert not isinstance(extra, mmws.Broadcast), extra
             if state:
-                assert per_entity(got) == per_entity(expected)
+                assert per_field(got) == per_field(expected)
                 assert client.state.gaps == 0, schedule
                 wait_until(
                     lambda: client.state.synced
