@@ -26,6 +26,7 @@ our wire is read.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -41,6 +42,7 @@ from mmws._frozen import FrozenMap, freeze, thaw
 from mmws.errors import RemoteProtocolError
 
 __all__ = [
+    "JSON_BACKEND",
     "UNDECODABLE",
     "ModelCodec",
     "camel",
@@ -49,6 +51,7 @@ __all__ = [
     "model_codec",
     "parse_timestamp",
     "preview",
+    "slot_constructor",
     "undecodable",
 ]
 
@@ -234,7 +237,9 @@ class FieldRule:
 class ModelCodec:
     """Decode and encode one model class. Built once per class at import time."""
 
-    __slots__ = ("_build", "_dump", "cls", "identity", "known", "rules", "wire_to_rule")
+    __slots__ = (
+        "_build", "_dump", "cls", "identity", "known", "reference", "rules", "wire_to_rule",
+    )  # fmt: skip
 
     def __init__(self, cls: type[Any], identity_aliases: Mapping[str, str] | None = None) -> None:
         attrs.resolve_types(cls)
@@ -254,11 +259,11 @@ class ModelCodec:
             else override(rename=camel(f.name))
             for f in fields
         }
-        # The generated function reads ``extra`` from a key no wire frame can carry, so the
-        # rare frame with unknown keys costs one dict copy instead of an attrs.evolve().
-        self._build = make_dict_structure_fn(
+        # cattrs' own structure function: the reference the generated one is tested against
+        self.reference = make_dict_structure_fn(
             cls, converter, extra=override(rename=_EXTRA_KEY, struct_hook=_readonly), **overrides
         )
+        self._build = _make_structure(cls, fields)
         self._dump = make_dict_unstructure_fn(
             cls,
             converter,
@@ -274,7 +279,7 @@ class ModelCodec:
         if not self.known.issuperset(data):  # rare: unknown keys, or the old ``id`` alias
             data = self._rewrite(data)
         try:
-            return self._build(data, self.cls)
+            return self._build(data)
         except KeyError as exc:
             raise KeyError(f"required field {exc.args[0]!r} is missing") from None
         except (TypeError, ValueError) as exc:
@@ -321,6 +326,82 @@ class ModelCodec:
         return exc
 
 
+def _make_structure(cls: type[Any], fields: list[Any]) -> Callable[[Mapping[str, Any]], Any]:
+    """A function ``build(data)``: wire mapping -> instance of ``cls``, applying the same
+    rules (and raising the same errors) as the field hooks, generated per model.
+
+    The common case of each field is inlined (a value of the exact type passes, a known enum
+    value is one dict lookup); anything else goes to the field's hook, which converts it or
+    raises. The instance is built with ``object.__new__`` and its slots filled directly: the
+    frozen class's ``__init__`` pays for a keyword call and a guarded ``__setattr__`` per
+    field. The instance is as frozen as any other. ``extra`` is read from a key no wire
+    frame can carry (:meth:`ModelCodec.structure` moves unknown keys there)."""
+    namespace: dict[str, Any] = {
+        "cls": cls, "new": object.__new__, "FrozenMap": FrozenMap,
+        "set_extra": cls.__dict__["extra"].__set__,
+        "EMPTY": attrs.fields_dict(cls)["extra"].default,
+    }  # fmt: skip
+    lines = ["def build(d):", "    o = new(cls)", "    get = d.get"]
+    for index, field in enumerate(fields):
+        name, wire = field.name, camel(field.name)
+        members = get_args(field.type) if get_origin(field.type) in (Union, UnionType) else (
+            field.type,
+        )
+        optional = type(None) in members
+        first = next(a for a in members if a is not type(None))
+        namespace[f"h{index}"] = _hook_for(field.type)
+        namespace[f"s{index}"] = cls.__dict__[name].__set__
+        lines.append(f"    v = get({wire!r})" if optional else f"    v = d[{wire!r}]")
+        guard = "v is not None and " if optional else ""
+        if isinstance(first, type) and issubclass(first, Enum):
+            lookup: dict[str, Any] = {}
+            for member in first:
+                lookup[member.value.lower()] = member
+                lookup[member.value.upper()] = member
+                lookup[member.value] = member
+            namespace[f"e{index}"] = lookup
+            lines.append("    if type(v) is str:")
+            lines.append(f"        v = e{index}.get(v, v)")
+            lines.append(f"    elif {guard}True:" if optional else "    else:")
+            lines.append(f"        v = h{index}(v)")
+        elif first in (int, float, bool, str):
+            namespace[f"t{index}"] = first
+            lines.append(f"    if {guard}type(v) is not t{index}:")
+            lines.append(f"        v = h{index}(v)")
+        else:
+            lines.append(f"    if {guard}True:" if optional else "    if True:")
+            lines.append(f"        v = h{index}(v)")
+        lines.append(f"    s{index}(o, v)")
+    lines.append(f"    v = get({_EXTRA_KEY!r})")
+    lines.append("    set_extra(o, EMPTY if v is None else FrozenMap(v))")
+    lines.append("    return o")
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<mmws structure {cls.__name__}>", "exec"), namespace)
+    build: Callable[[Mapping[str, Any]], Any] = namespace["build"]
+    return build
+
+
+def slot_constructor(cls: type[T]) -> Callable[..., T]:
+    """A function taking every attribute of the frozen slotted attrs class ``cls``
+    positionally, in field order, that builds an instance with ``object.__new__`` and fills
+    its slots directly (a third of the cost of the generated ``__init__``). No defaults, no
+    converters, no validators: for the hot path, where the values are known to be right."""
+    if not attrs.has(cls) or "__slots__" not in cls.__dict__:
+        raise TypeError(f"{cls.__name__} is not a slotted attrs class")
+    fields: tuple[Any, ...] = attrs.fields(cls)
+    namespace: dict[str, Any] = {"cls": cls, "new": object.__new__}
+    names = [f"a{i}" for i in range(len(fields))]
+    lines = [f"def make({', '.join(names)}):", "    o = new(cls)"]
+    for index, field in enumerate(fields):
+        owner = next(k for k in cls.__mro__ if field.name in k.__dict__)
+        namespace[f"s{index}"] = owner.__dict__[field.name].__set__
+        lines.append(f"    s{index}(o, a{index})")
+    lines.append("    return o")
+    exec(compile("\n".join(lines) + "\n", f"<mmws make {cls.__name__}>", "exec"), namespace)
+    make: Callable[..., T] = namespace["make"]
+    return make
+
+
 _codecs: dict[type[Any], ModelCodec] = {}
 
 
@@ -339,14 +420,59 @@ def preview(text: str | bytes) -> str:
     return text[:200]
 
 
+def _loads_stdlib(text: str | bytes) -> Any:
+    # bytes.decode validates UTF-8 in C; json.loads(bytes) would first run its Python
+    # encoding sniffer on every frame.
+    return json.loads(text.decode("utf-8") if type(text) is bytes else text)
+
+
+# orjson turns an integer beyond 64 bits into a float where json keeps it exact: a frame
+# with a run of 19 digits (no 64-bit integer is longer than that without one) goes to json.
+# (Every digit becomes "0" and everything else " ", then one substring search: a fifth of
+# what a regular expression takes.) So does whatever orjson refuses (NaN, 1e400, a lone
+# surrogate, bad UTF-8, too deep): json then decodes it, or refuses it, as it always did.
+_DIGITS_AS_ZEROS: Final = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_RUN: Final = b"0" * 19
+
+
+def _make_orjson_loads() -> Callable[[str | bytes], Any] | None:
+    try:
+        import orjson
+    except ImportError:
+        return None
+    fast, table, run = orjson.loads, _DIGITS_AS_ZEROS, _LONG_RUN
+
+    def loads_orjson(text: str | bytes) -> Any:
+        raw = text.encode("utf-8", "surrogatepass") if type(text) is str else text
+        if run not in raw.translate(table):
+            try:
+                return fast(text)
+            except ValueError:  # orjson.JSONDecodeError
+                pass
+        return _loads_stdlib(text)
+
+    return loads_orjson
+
+
+_loads_orjson = _make_orjson_loads()
+JSON_BACKEND: Final = (
+    "orjson" if _loads_orjson is not None and os.environ.get("MMWS_JSON") != "stdlib"
+    else "json"
+)  # fmt: skip
+"""Which parser decodes frames: ``orjson`` when it is installed (``pip install
+"mmws[fast]"``; the environment variable ``MMWS_JSON=stdlib`` turns it off), else the
+standard library's ``json``. Both accept the same frames and give the same values."""
+_loads: Callable[[str | bytes], Any] = (
+    _loads_orjson if JSON_BACKEND == "orjson" and _loads_orjson is not None else _loads_stdlib
+)
+
+
 def load_object(text: str | bytes) -> dict[str, Any]:
     """Parse one frame into a JSON object, or raise ``RemoteProtocolError`` saying why.
 
     Invalid UTF-8 is a ``RemoteProtocolError`` like any other undecodable frame."""
     try:
-        # bytes.decode validates UTF-8 in C; json.loads(bytes) would first run its Python
-        # encoding sniffer on every frame.
-        msg = json.loads(text.decode("utf-8") if type(text) is bytes else text)
+        msg = _loads(text)
     except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"frame is not valid JSON: {exc}", preview(text)) from None
     if type(msg) is not dict:

@@ -22,6 +22,7 @@ Blocking waits wake at least every 100 ms so Ctrl-C and notebook interrupts get 
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -36,7 +37,18 @@ from mmws.lifecycle import Overflow, Reconnecting
 
 __all__ = ["PRIORITY_HEADROOM", "EventQueue", "Lane"]
 
-_WAKE: Final = 0.1
+_WAKE: Final = None if os.name == "posix" else 1.0
+"""How long a blocked ``get()`` or producer sleeps at most before it looks again. Nothing
+needs a look: every change wakes them (an event, room, ``close()``). On POSIX a wait can
+sleep until then, and Ctrl-C still interrupts it at once; elsewhere a lock wait cannot be
+interrupted, so it wakes once a second to let Ctrl-C through."""
+
+
+def _slice(left: float | None) -> float | None:
+    if _WAKE is None:
+        return left
+    return _WAKE if left is None else min(left, _WAKE)
+
 PRIORITY_HEADROOM: Final = 16
 
 
@@ -113,12 +125,12 @@ class EventQueue:
                     while not (self._main or self._priority):
                         self._raise_if_closed()
                         if deadline is None:
-                            self._not_empty.wait(_WAKE)
+                            self._not_empty.wait(_slice(None))
                             continue
                         left = deadline - time.monotonic()
                         if left <= 0:
                             raise queue.Empty
-                        self._not_empty.wait(min(left, _WAKE))
+                        self._not_empty.wait(_slice(left))
                 finally:
                     self._getters -= 1
             item = self._priority.popleft() if self._priority else self._main.popleft()
@@ -235,7 +247,7 @@ class EventQueue:
             while len(self._main) + len(self._priority) >= limit:
                 if self._aborted:
                     return False
-                self._not_full.wait(_WAKE)
+                self._not_full.wait(_slice(None))
             return not self._aborted
         finally:
             self.producer_blocked = False

@@ -23,11 +23,19 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 from typing import Any, Final
 
-from mmws._codec import UNDECODABLE, ModelCodec, load_object, model_codec, preview, undecodable
+from mmws._codec import (
+    UNDECODABLE,
+    ModelCodec,
+    load_object,
+    model_codec,
+    preview,
+    slot_constructor,
+    undecodable,
+)
 from mmws._frozen import EMPTY, freeze
 from mmws._keepalive import Keepalive
 from mmws._secret import Secret, SecretText
@@ -60,13 +68,15 @@ __all__ = ["CHANNELS", "MMProtocol", "MMProtocolState"]
 
 CHANNELS: Final = ("orders", "bets", "accounts", "scores", "emergency")
 
-_BROADCASTS: Final[dict[str, tuple[type[Broadcast[Any]], ModelCodec]]] = {
-    "orders": (OrderEvent, model_codec(Order, {"orderId": "id"})),
-    "bets": (BetEvent, model_codec(Bet, {"betId": "id"})),
-    "accounts": (AccountEvent, model_codec(Account)),
-    "scores": (ScoreEvent, model_codec(Score)),
-    "emergency": (EmergencyEvent, model_codec(Emergency)),
+_BROADCASTS: Final[dict[str, tuple[Callable[..., Broadcast[Any]], ModelCodec]]] = {
+    "orders": (slot_constructor(OrderEvent), model_codec(Order, {"orderId": "id"})),
+    "bets": (slot_constructor(BetEvent), model_codec(Bet, {"betId": "id"})),
+    "accounts": (slot_constructor(AccountEvent), model_codec(Account)),
+    "scores": (slot_constructor(ScoreEvent), model_codec(Score)),
+    "emergency": (slot_constructor(EmergencyEvent), model_codec(Emergency)),
 }
+"""Per channel: the event's constructor (positional: event, payload, old, received_at) and
+the payload's codec."""
 _KINDS: Final = {k.value: k for k in EventKind}
 _NO_OLD: Final[Mapping[str, Any]] = EMPTY
 
@@ -311,7 +321,7 @@ class MMProtocol:
         entry = _BROADCASTS.get(channel) if type(channel) is str else None
         if entry is None:
             return UnknownMessage(freeze(msg))
-        event_cls, codec = entry
+        make, codec = entry
         payload = msg.get("payload")
         if type(payload) is not dict:
             raise RemoteProtocolError(
@@ -335,7 +345,7 @@ class MMProtocol:
         except (TypeError, ValueError, KeyError) as exc:
             detail = exc.args[0] if exc.args else exc
             raise RemoteProtocolError(f"{channel} broadcast: {detail}", preview(text)) from None
-        return event_cls(kind, model, old, now)  # type: ignore[arg-type]
+        return make(kind, model, old, now)
 
     def _subscribed(self, msg: Mapping[str, Any]) -> None:
         sub_id = freeze(msg.get("subscriptionId", msg.get("subscription_id")))

@@ -298,3 +298,28 @@ def test_a_model_field_without_a_wire_rule_is_caught_at_build_time() -> None:
 
     with pytest.raises(TypeError, match="no wire rule"):
         ModelCodec(Weird)
+
+
+def test_slot_constructor_builds_what_the_class_builds_and_it_stays_frozen() -> None:
+    from mmws._codec import slot_constructor
+    from mmws._frozen import FrozenMap
+    from mmws.mm.events import BetEvent, EventKind, OrderEvent
+
+    order = Order(7, order_status=OrderStatus.PLACED)
+    old = FrozenMap({"order_status": OrderStatus.PENDING_PLACEMENT})
+    make = slot_constructor(OrderEvent)
+    built = make(EventKind.UPDATE, order, old, 12.5)
+    assert built == OrderEvent(EventKind.UPDATE, order, old, 12.5)
+    assert built.received_at == 12.5 and type(built) is OrderEvent
+    assert hash(built) == hash(OrderEvent(EventKind.UPDATE, order, old, 0.0))  # eq=False field
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        built.payload = order  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        make(EventKind.UPDATE, order)  # every field, positionally
+    assert slot_constructor(BetEvent) is not make
+
+    class Plain:
+        pass
+
+    with pytest.raises(TypeError, match="not a slotted attrs class"):
+        slot_constructor(Plain)

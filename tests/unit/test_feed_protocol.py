@@ -36,6 +36,8 @@ from mmws.feed.events import (
 from mmws.feed.protocol import FEED_CHANNELS, FeedProtocol, Request, topic_of
 from mmws.mm.events import UnknownMessage
 
+pytestmark = pytest.mark.usefixtures("json_backend")  # both JSON parsers
+
 DATA = Path(__file__).resolve().parent.parent / "data"
 
 

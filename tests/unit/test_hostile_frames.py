@@ -21,6 +21,8 @@ from mmws import FeedProtocol, MMProtocol, RemoteProtocolError
 from mmws._frozen import MAX_DEPTH, freeze
 from mmws.feed.events import FeedPong
 
+pytestmark = pytest.mark.usefixtures("json_backend")  # both JSON parsers
+
 DATA = Path(__file__).resolve().parent.parent / "data"
 KEY = "6f1c1c4e-2f62-4a3e-9d7a-0b3f2a1e9c11"
 HOLE = "__mmws_hole__"
