@@ -115,12 +115,30 @@ def _str(value: Any, _: Any = None) -> str | None:
     raise TypeError(f"expected a string, got {_kind(value)} {_show(value)}")
 
 
+_TIMESTAMPS: dict[str, datetime] = {}
+"""Timestamps parsed lately (an order's ``createdAt`` comes with each of its updates):
+``datetime`` is immutable, so every event may share one. Emptied when it reaches
+:data:`_TIMESTAMPS_KEPT` entries."""
+_TIMESTAMPS_KEPT: Final = 4096
+
+
 def parse_timestamp(value: Any, _: Any = None) -> datetime | None:
     """ISO-8601 text (``Z`` or an offset; naive means UTC) -> aware ``datetime`` in UTC."""
     if value is None:
         return None
     if type(value) is not str:
         raise TypeError(f"expected an ISO-8601 timestamp, got {_kind(value)} {_show(value)}")
+    known = _TIMESTAMPS.get(value)
+    if known is not None:
+        return known
+    parsed = _parse_timestamp(value)
+    if len(_TIMESTAMPS) >= _TIMESTAMPS_KEPT:
+        _TIMESTAMPS.clear()
+    _TIMESTAMPS[value] = parsed
+    return parsed
+
+
+def _parse_timestamp(value: str) -> datetime:
     text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
     try:
         parsed = datetime.fromisoformat(text)
@@ -198,6 +216,14 @@ def _base_hook_for(tp: Any, args: list[Any]) -> Hook:
     raise TypeError(f"no wire rule for {tp!r}")  # a bug in a model, caught by the tests
 
 
+def _exact_type(tp: Any) -> type | None:
+    """``int``, ``float``, ``bool`` or ``str`` when a field of type ``tp`` takes a value of
+    exactly that type as it is; None when every value goes through its hook."""
+    members = get_args(tp) if get_origin(tp) in (Union, UnionType) else (tp,)
+    first = next(a for a in members if a is not type(None))
+    return first if first in (int, float, bool, str) else None
+
+
 def _is_enum_field(tp: Any) -> bool:
     return any(isinstance(a, type) and issubclass(a, Enum) for a in getattr(tp, "__args__", ()))
 
@@ -238,7 +264,8 @@ class ModelCodec:
     """Decode and encode one model class. Built once per class at import time."""
 
     __slots__ = (
-        "_build", "_dump", "cls", "identity", "known", "reference", "rules", "wire_to_rule",
+        "_build", "_dump", "_exact", "cls", "identity", "known", "reference", "rules",
+        "wire_to_rule",
     )  # fmt: skip
 
     def __init__(self, cls: type[Any], identity_aliases: Mapping[str, str] | None = None) -> None:
@@ -247,6 +274,8 @@ class ModelCodec:
         fields = [f for f in attrs.fields(cls) if f.name != "extra"]
         self.rules = tuple(FieldRule(f.name, camel(f.name), _hook_for(f.type)) for f in fields)
         self.wire_to_rule = {r.wire: r for r in self.rules}
+        # for ``old``: a value of this exact type passes as it is (no hook call)
+        self._exact = {camel(f.name): _exact_type(f.type) for f in fields}
         self.known = frozenset(self.wire_to_rule)
         self.identity = dict(identity_aliases or {})
         overrides: dict[str, Any] = {
@@ -298,15 +327,18 @@ class ModelCodec:
     def structure_old(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
         """The ``old`` object: previous values of the changed fields, snake_case, typed."""
         out: dict[str, Any] = {}
+        rules, exact = self.wire_to_rule, self._exact
         for wire, value in data.items():
-            rule = self.wire_to_rule.get(wire)
+            rule = rules.get(wire)
             if rule is None:
                 out[wire] = freeze(value)
-                continue
-            try:
-                out[rule.name] = rule.hook(value, None)
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"field {wire!r} of 'old': {exc}") from None
+            elif type(value) is exact[wire]:
+                out[rule.name] = value
+            else:
+                try:
+                    out[rule.name] = rule.hook(value, None)
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"field {wire!r} of 'old': {exc}") from None
         return FrozenMap(out)
 
     def unstructure(self, model: Any) -> dict[str, Any]:
@@ -334,14 +366,18 @@ def _make_structure(cls: type[Any], fields: list[Any]) -> Callable[[Mapping[str,
     value is one dict lookup); anything else goes to the field's hook, which converts it or
     raises. The instance is built with ``object.__new__`` and its slots filled directly: the
     frozen class's ``__init__`` pays for a keyword call and a guarded ``__setattr__`` per
-    field. The instance is as frozen as any other. ``extra`` is read from a key no wire
-    frame can carry (:meth:`ModelCodec.structure` moves unknown keys there)."""
+    field. The instance is as frozen as any other. Every value is checked before the
+    instance is made, so no half-made instance (whose ``repr`` would fail) is ever in a
+    traceback's locals. ``extra`` is read from a key no wire frame can carry
+    (:meth:`ModelCodec.structure` moves unknown keys there)."""
     namespace: dict[str, Any] = {
         "cls": cls, "new": object.__new__, "FrozenMap": FrozenMap,
         "set_extra": cls.__dict__["extra"].__set__,
         "EMPTY": attrs.fields_dict(cls)["extra"].default,
+        "known_timestamp": _TIMESTAMPS.get,
     }  # fmt: skip
-    lines = ["def build(d):", "    o = new(cls)", "    get = d.get"]
+    lines = ["def build(d):", "    get = d.get"]
+    sets = ["    o = new(cls)"]
     for index, field in enumerate(fields):
         name, wire = field.name, camel(field.name)
         members = get_args(field.type) if get_origin(field.type) in (Union, UnionType) else (
@@ -352,6 +388,7 @@ def _make_structure(cls: type[Any], fields: list[Any]) -> Callable[[Mapping[str,
         namespace[f"h{index}"] = _hook_for(field.type)
         namespace[f"s{index}"] = cls.__dict__[name].__set__
         lines.append(f"    v = get({wire!r})" if optional else f"    v = d[{wire!r}]")
+        sets.append(f"    s{index}(o, v{index})")
         guard = "v is not None and " if optional else ""
         if isinstance(first, type) and issubclass(first, Enum):
             lookup: dict[str, Any] = {}
@@ -364,6 +401,10 @@ def _make_structure(cls: type[Any], fields: list[Any]) -> Callable[[Mapping[str,
             lines.append(f"        v = e{index}.get(v, v)")
             lines.append(f"    elif {guard}True:" if optional else "    else:")
             lines.append(f"        v = h{index}(v)")
+        elif first is datetime:  # most timestamps were seen lately: one dict lookup
+            lines.append(f"    if {guard}True:" if optional else "    if True:")
+            lines.append("        w = known_timestamp(v) if type(v) is str else None")
+            lines.append(f"        v = w if w is not None else h{index}(v)")
         elif first in (int, float, bool, str):
             namespace[f"t{index}"] = first
             lines.append(f"    if {guard}type(v) is not t{index}:")
@@ -371,9 +412,11 @@ def _make_structure(cls: type[Any], fields: list[Any]) -> Callable[[Mapping[str,
         else:
             lines.append(f"    if {guard}True:" if optional else "    if True:")
             lines.append(f"        v = h{index}(v)")
-        lines.append(f"    s{index}(o, v)")
+        lines.append(f"    v{index} = v")
     lines.append(f"    v = get({_EXTRA_KEY!r})")
-    lines.append("    set_extra(o, EMPTY if v is None else FrozenMap(v))")
+    lines.append("    v = EMPTY if v is None else FrozenMap(v)")
+    lines.extend(sets)
+    lines.append("    set_extra(o, v)")
     lines.append("    return o")
     source = "\n".join(lines) + "\n"
     exec(compile(source, f"<mmws structure {cls.__name__}>", "exec"), namespace)

@@ -122,7 +122,10 @@ class _FrameReader:
     through ``pong``; pongs are ignored. Returns ``(opcode, payload)`` for text, binary and
     close."""
 
-    __slots__ = ("_buf", "_fragment_opcode", "_fragments", "_pong", "_pos", "_sock")
+    __slots__ = (
+        "_buf", "_fragment_opcode", "_fragments", "_pong", "_pos", "_ready_at", "_ready_end",
+        "_sock",
+    )  # fmt: skip
 
     def __init__(self, sock: Any, pong: Any) -> None:
         self._sock = sock
@@ -131,6 +134,10 @@ class _FrameReader:
         self._pos = 0
         self._fragments: list[bytes] = []
         self._fragment_opcode = 0
+        # the frame at _ready_at ends at _ready_end: frame_ready() measured it, next()
+        # need not parse its header again
+        self._ready_at = -1
+        self._ready_end = 0
 
     def frame_ready(self) -> bool:
         """True when :meth:`next` will return without reading the socket: a whole final
@@ -143,6 +150,7 @@ class _FrameReader:
                 return False
             first = self._buf[self._pos]
             if first == _FINAL_TEXT:  # the common case: one whole text frame
+                self._ready_at, self._ready_end = self._pos, end
                 return not self._fragments
             opcode = first & 0x0F
             if opcode in (_PING, _PONG):
@@ -190,6 +198,7 @@ class _FrameReader:
         if self._pos:
             del self._buf[: self._pos]  # compact: keep only the unread tail
             self._pos = 0
+            self._ready_at = -1
         data = self._sock.recv(_CHUNK)
         if not data:
             raise ConnectionResetError("the server closed the TCP connection")
@@ -197,7 +206,7 @@ class _FrameReader:
 
     def next(self) -> tuple[int, bytes]:
         while True:
-            end = self._frame_end()
+            end = self._ready_end if self._ready_at == self._pos else self._frame_end()
             if not end:
                 self._fill()
                 continue

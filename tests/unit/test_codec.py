@@ -323,3 +323,37 @@ def test_slot_constructor_builds_what_the_class_builds_and_it_stays_frozen() -> 
 
     with pytest.raises(TypeError, match="not a slotted attrs class"):
         slot_constructor(Plain)
+
+
+def test_timestamps_seen_lately_are_parsed_once_and_the_memory_of_them_is_bounded() -> None:
+    from mmws import _codec
+
+    first = parse_timestamp("2026-11-30T10:00:00.123Z")
+    assert parse_timestamp("2026-11-30T10:00:00.123Z") is first
+    assert first == datetime(2026, 11, 30, 10, 0, 0, 123000, tzinfo=timezone.utc)
+    for second in range(_codec._TIMESTAMPS_KEPT + 10):  # all different
+        hour, rest = divmod(second, 3600)
+        parse_timestamp(f"2026-11-30T{hour:02d}:{rest // 60:02d}:{rest % 60:02d}+01:00")
+    assert 0 < len(_codec._TIMESTAMPS) <= _codec._TIMESTAMPS_KEPT
+    with pytest.raises(ValueError, match="not an ISO-8601"):
+        parse_timestamp("2026-13-45T99:00:00Z")
+    assert "2026-13-45T99:00:00Z" not in _codec._TIMESTAMPS
+    order = model_codec(Order).structure(
+        {"orderId": 1, "createdAt": "2026-11-30T10:00:00.123Z", "updatedAt": "2026-11-30T11:00Z"}
+    )
+    assert order.created_at is parse_timestamp("2026-11-30T10:00:00.123Z")
+    assert order.updated_at == datetime(2026, 11, 30, 11, 0, tzinfo=timezone.utc)
+
+
+def test_a_payload_refused_half_way_leaves_nothing_half_made_in_the_traceback() -> None:
+    """Error trackers render every frame's locals: each must have a working repr."""
+    import traceback
+
+    payload = {"orderId": 1, "orderStatus": "PLACED", "updatedAt": 5}  # the last field is bad
+    with pytest.raises(TypeError) as info:
+        model_codec(Order).structure(payload)
+    rendered = "".join(
+        traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
+    )
+    assert "raised in repr()" not in rendered
+    assert "field 'updatedAt'" in rendered
