@@ -54,6 +54,7 @@ import platform
 import queue
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -224,6 +225,64 @@ def run_floor(blaster: Blaster, kind: str, count: int) -> float:
             pass
         sock.close()
         blaster.finish()
+
+
+# -- another version of mmws, in a child process (--before PATH) ------------------------------
+
+_BEFORE_CHILD = """
+import sys, queue, mmws
+url, key, channels = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+client = mmws.MMClient(key, channels=channels, url=url, ping_interval=None, maxsize=100_000)
+client.connect()
+while True:
+    try:
+        client.get(0)
+    except queue.Empty:
+        break
+print("ready", mmws.__file__, flush=True)
+count = int(sys.stdin.readline())
+get, broadcast, seen = client.get, mmws.Broadcast, 0
+while seen < count:
+    if isinstance(get(10.0), broadcast):
+        seen += 1
+print("done", flush=True)
+client.close()
+"""
+
+
+def run_before(path: str) -> Run:
+    """The mmws peer, but importing mmws from the checkout at ``path`` (say, main before a
+    change), in a child process: both versions meet the same blaster in the same run."""
+
+    def run(blaster: Blaster, kind: str, count: int) -> float:
+        env = {**os.environ, "PYTHONPATH": path}
+        child = subprocess.Popen(
+            [sys.executable, "-c", _BEFORE_CHILD, blaster.url, KEY, ",".join(CHANNELS)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+            cwd=path,  # python -c puts the working directory first on sys.path
+        )  # fmt: skip
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            ready = child.stdout.readline().split()
+            if not ready or ready[0] != "ready" or not ready[1].startswith(path):
+                raise RuntimeError(f"the child did not import mmws from {path}: {ready}")
+            start = time.perf_counter()
+            child.stdin.write(f"{count}\n")
+            child.stdin.flush()
+            blaster.start(kind, count)
+            if child.stdout.readline().strip() != "done":
+                raise RuntimeError("the child did not finish")
+            return count / (time.perf_counter() - start)
+        finally:
+            child.stdin.close()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            blaster.finish()
+
+    return run
 
 
 PEERS: dict[str, Run] = {
@@ -470,12 +529,17 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=2_000.0, help="latency: frames/s")
     parser.add_argument("--seconds", type=float, default=5.0, help="latency: seconds per peer")
+    parser.add_argument("--before", metavar="PATH",
+                        help="also run mmws imported from the checkout at PATH (a child "
+                             "process), as the peer 'before', for before/after ratios")
     parser.add_argument("--quick", action="store_true",
                         help="tiny counts and 1 round: a smoke test of this script")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.events, args.big_events = 1, 500, 20
         args.idle_seconds, args.seconds = 1.0, 0.25
+    if args.before:
+        PEERS["before"] = run_before(os.path.abspath(args.before))
     print(f"hotpath: Python {platform.python_version()}, mmws {mmws.__version__}, "
           f"websocket-client {websocket.__version__}, websockets {websockets.__version__}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)

@@ -38,7 +38,15 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from mmws._frozen import FrozenMap, freeze, thaw
+from mmws._frozen import (
+    FrozenMap,
+    FrozenOnRead,
+    Unfrozen,
+    freeze,
+    freeze_members,
+    slot_setter,
+    thaw,
+)
 from mmws.errors import RemoteProtocolError
 
 __all__ = [
@@ -211,7 +219,7 @@ def _base_hook_for(tp: Any, args: list[Any]) -> Hook:
     }
     if first in simple:
         return simple[first]
-    if getattr(first, "__origin__", None) is Mapping or first is Mapping:
+    if _is_mapping(first):
         return _mapping
     raise TypeError(f"no wire rule for {tp!r}")  # a bug in a model, caught by the tests
 
@@ -222,6 +230,10 @@ def _exact_type(tp: Any) -> type | None:
     members = get_args(tp) if get_origin(tp) in (Union, UnionType) else (tp,)
     first = next(a for a in members if a is not type(None))
     return first if first in (int, float, bool, str) else None
+
+
+def _is_mapping(tp: Any) -> bool:
+    return getattr(tp, "__origin__", None) is Mapping or tp is Mapping
 
 
 def _is_enum_field(tp: Any) -> bool:
@@ -250,7 +262,7 @@ _EXTRA_KEY: Final = "__mmws_extra__"  # not a wire name: a frame carrying it lan
 
 
 def _readonly(value: dict[str, Any], _: Any = None) -> Mapping[str, Any]:
-    return FrozenMap(value)  # its values were frozen by _rewrite
+    return freeze_members(value)
 
 
 @attrs.frozen(slots=True)
@@ -264,8 +276,8 @@ class ModelCodec:
     """Decode and encode one model class. Built once per class at import time."""
 
     __slots__ = (
-        "_build", "_dump", "_exact", "cls", "identity", "known", "reference", "rules",
-        "wire_to_rule",
+        "_build", "_build_lazy", "_dump", "_exact", "cls", "identity", "known", "reference",
+        "rules", "wire_to_rule",
     )  # fmt: skip
 
     def __init__(self, cls: type[Any], identity_aliases: Mapping[str, str] | None = None) -> None:
@@ -293,6 +305,8 @@ class ModelCodec:
             cls, converter, extra=override(rename=_EXTRA_KEY, struct_hook=_readonly), **overrides
         )
         self._build = _make_structure(cls, fields)
+        lazy = isinstance(cls.__dict__.get("extra"), FrozenOnRead)
+        self._build_lazy = _make_structure(cls, fields, lazy=True) if lazy else self._build
         self._dump = make_dict_unstructure_fn(
             cls,
             converter,
@@ -303,12 +317,14 @@ class ModelCodec:
         converter.register_structure_hook(cls, self.structure)
         converter.register_unstructure_hook(cls, self.unstructure)
 
-    def structure(self, data: Mapping[str, Any], _: Any = None) -> Any:
-        """Wire mapping -> model; ``TypeError``, ``ValueError`` or ``KeyError`` names the key."""
+    def structure(self, data: Mapping[str, Any], _: Any = None, *, lazy: bool = False) -> Any:
+        """Wire mapping -> model; ``TypeError``, ``ValueError`` or ``KeyError`` names the key.
+        ``lazy``: free-form objects are frozen on first read (see :func:`_make_structure`:
+        only for a frame whose nesting was checked)."""
         if not self.known.issuperset(data):  # rare: unknown keys, or the old ``id`` alias
             data = self._rewrite(data)
         try:
-            return self._build(data)
+            return self._build_lazy(data) if lazy else self._build(data)
         except KeyError as exc:
             raise KeyError(f"required field {exc.args[0]!r} is missing") from None
         except (TypeError, ValueError) as exc:
@@ -319,7 +335,7 @@ class ModelCodec:
         for wire, alias in self.identity.items():
             if wire not in data and alias in data:
                 data[wire] = data.pop(alias)
-        extras = {k: freeze(data.pop(k)) for k in data.keys() - self.known}
+        extras = {k: data.pop(k) for k in data.keys() - self.known}  # frozen as extra
         if extras:
             data[_EXTRA_KEY] = extras
         return data
@@ -358,7 +374,9 @@ class ModelCodec:
         return exc
 
 
-def _make_structure(cls: type[Any], fields: list[Any]) -> Callable[[Mapping[str, Any]], Any]:
+def _make_structure(
+    cls: type[Any], fields: list[Any], lazy: bool = False
+) -> Callable[[Mapping[str, Any]], Any]:
     """A function ``build(data)``: wire mapping -> instance of ``cls``, applying the same
     rules (and raising the same errors) as the field hooks, generated per model.
 
@@ -369,10 +387,15 @@ def _make_structure(cls: type[Any], fields: list[Any]) -> Callable[[Mapping[str,
     field. The instance is as frozen as any other. Every value is checked before the
     instance is made, so no half-made instance (whose ``repr`` would fail) is ever in a
     traceback's locals. ``extra`` is read from a key no wire frame can carry
-    (:meth:`ModelCodec.structure` moves unknown keys there)."""
+    (:meth:`ModelCodec.structure` moves unknown keys there).
+
+    ``lazy``: free-form objects (``extra`` and the mapping fields) are stored as they came,
+    to be deep-frozen on first read (:class:`~mmws._frozen.FrozenOnRead` on those slots):
+    only for a frame whose nesting was checked first (:func:`~mmws._frozen.within_depth`),
+    so that the freezing can never fail later."""
     namespace: dict[str, Any] = {
-        "cls": cls, "new": object.__new__, "FrozenMap": FrozenMap,
-        "set_extra": cls.__dict__["extra"].__set__,
+        "cls": cls, "new": object.__new__, "freeze_members": freeze_members, "Unfrozen": Unfrozen,
+        "set_extra": slot_setter(cls, "extra"),
         "EMPTY": attrs.fields_dict(cls)["extra"].default,
         "known_timestamp": _TIMESTAMPS.get,
     }  # fmt: skip
@@ -386,7 +409,7 @@ def _make_structure(cls: type[Any], fields: list[Any]) -> Callable[[Mapping[str,
         optional = type(None) in members
         first = next(a for a in members if a is not type(None))
         namespace[f"h{index}"] = _hook_for(field.type)
-        namespace[f"s{index}"] = cls.__dict__[name].__set__
+        namespace[f"s{index}"] = slot_setter(cls, name)
         lines.append(f"    v = get({wire!r})" if optional else f"    v = d[{wire!r}]")
         sets.append(f"    s{index}(o, v{index})")
         guard = "v is not None and " if optional else ""
@@ -405,6 +428,11 @@ def _make_structure(cls: type[Any], fields: list[Any]) -> Callable[[Mapping[str,
             lines.append(f"    if {guard}True:" if optional else "    if True:")
             lines.append("        w = known_timestamp(v) if type(v) is str else None")
             lines.append(f"        v = w if w is not None else h{index}(v)")
+        elif lazy and _is_mapping(first):
+            lines.append("    if type(v) is dict:")
+            lines.append("        v = Unfrozen(v)")
+            lines.append(f"    elif {guard}True:" if optional else "    else:")
+            lines.append(f"        v = h{index}(v)")
         elif first in (int, float, bool, str):
             namespace[f"t{index}"] = first
             lines.append(f"    if {guard}type(v) is not t{index}:")
@@ -414,7 +442,10 @@ def _make_structure(cls: type[Any], fields: list[Any]) -> Callable[[Mapping[str,
             lines.append(f"        v = h{index}(v)")
         lines.append(f"    v{index} = v")
     lines.append(f"    v = get({_EXTRA_KEY!r})")
-    lines.append("    v = EMPTY if v is None else FrozenMap(v)")
+    lines.append(
+        "    v = EMPTY if v is None else "
+        + ("Unfrozen(v, True)" if lazy else "freeze_members(v)")
+    )
     lines.extend(sets)
     lines.append("    set_extra(o, v)")
     lines.append("    return o")
@@ -436,8 +467,7 @@ def slot_constructor(cls: type[T]) -> Callable[..., T]:
     names = [f"a{i}" for i in range(len(fields))]
     lines = [f"def make({', '.join(names)}):", "    o = new(cls)"]
     for index, field in enumerate(fields):
-        owner = next(k for k in cls.__mro__ if field.name in k.__dict__)
-        namespace[f"s{index}"] = owner.__dict__[field.name].__set__
+        namespace[f"s{index}"] = slot_setter(cls, field.name)
         lines.append(f"    s{index}(o, a{index})")
     lines.append("    return o")
     exec(compile("\n".join(lines) + "\n", f"<mmws make {cls.__name__}>", "exec"), namespace)

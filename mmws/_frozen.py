@@ -8,12 +8,25 @@ plain dicts and lists for encoding.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final, NoReturn
 
 from mmws.errors import RemoteProtocolError
 
-__all__ = ["EMPTY", "MAX_DEPTH", "FrozenMap", "freeze", "thaw"]
+__all__ = [
+    "EMPTY",
+    "MAX_DEPTH",
+    "FrozenMap",
+    "FrozenOnRead",
+    "Unfrozen",
+    "freeze",
+    "freeze_members",
+    "freeze_on_read",
+    "slot_setter",
+    "thaw",
+    "within_depth",
+]
 
 MAX_DEPTH: Final = 100
 """How deep JSON objects and arrays may nest in a frame. No real payload comes near it; a
@@ -98,3 +111,100 @@ def thaw(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [thaw(v) for v in value]
     return value
+
+
+# -- freezing on first read --------------------------------------------------------------------
+
+
+def freeze_members(value: dict[str, Any]) -> FrozenMap:
+    """An object of JSON values (``extra``: the keys we do not know) -> a :class:`FrozenMap`
+    of each value frozen on its own (each may nest :data:`MAX_DEPTH` deep, like any other
+    free-form value)."""
+    return FrozenMap({k: freeze(v) if type(v) in _CONTAINERS else v for k, v in value.items()})
+
+
+class Unfrozen:
+    """A decoded JSON value not frozen yet, as an attribute holds it until first read (see
+    :class:`FrozenOnRead`); ``members``: an object to freeze with :func:`freeze_members`.
+    Private: users never see one."""
+
+    __slots__ = ("members", "value")
+
+    def __init__(self, value: Any, members: bool = False) -> None:
+        self.value = value
+        self.members = members
+
+
+class FrozenOnRead:
+    """Wraps the slot of a free-form attribute (``extra``, ``sent_data`` ...): the first
+    read deep-freezes what the decoder stored (an :class:`Unfrozen`) and keeps the result, so
+    a 64 KB object costs nothing until someone looks at it, and reads the same as an eagerly
+    frozen one from then on (``repr``, ``==``, ``hash``, pickling and ``attrs.evolve`` read
+    through it too). Two threads reading at once both freeze; either result is kept, and the
+    two are equal."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: Any) -> None:
+        self.slot = slot
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = self.slot.__get__(obj, owner)
+        if type(value) is Unfrozen:
+            value = freeze_members(value.value) if value.members else freeze(value.value)
+            self.slot.__set__(obj, value)
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self.slot.__set__(obj, value)
+
+    def __delete__(self, obj: Any) -> None:
+        self.slot.__delete__(obj)
+
+
+def freeze_on_read(cls: type[Any], *names: str) -> None:
+    """Put :class:`FrozenOnRead` on the slots ``names`` of the slotted class ``cls``."""
+    for name in names:
+        slot = cls.__dict__[name]
+        if not isinstance(slot, FrozenOnRead):
+            setattr(cls, name, FrozenOnRead(slot))
+
+
+def slot_setter(cls: type[Any], name: str) -> Any:
+    """The setter of the slot ``name`` itself (under a :class:`FrozenOnRead`, if any): for
+    code that builds instances and knows what it stores."""
+    found = next(k.__dict__[name] for k in cls.__mro__ if name in k.__dict__)
+    return (found.slot if isinstance(found, FrozenOnRead) else found).__set__
+
+
+_NOT_BRACKETS_OR_QUOTES: Final = bytes(i for i in range(256) if i not in b'{}[]"\\')
+_AS_PARENS: Final = bytes.maketrans(b"{}[]", b"()()")
+_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def within_depth(text: str | bytes, levels: int) -> bool:
+    """True when the JSON ``text`` nests objects and arrays at most ``levels`` deep (text
+    that is not JSON may get either answer: the parser refuses it anyway). Without a Python
+    step per container: a frame with at most ``levels`` brackets in all is within at once;
+    otherwise the brackets outside strings are kept (C passes over the bytes) and the
+    innermost pairs are removed, one level per pass."""
+    raw = text.encode("utf-8", "surrogatepass") if type(text) is str else text
+    assert type(raw) is bytes
+    if raw.count(b"{") + raw.count(b"[") <= levels:
+        return True
+    shape = raw.translate(_AS_PARENS, _NOT_BRACKETS_OR_QUOTES)
+    # the common case: no string holds a bracket, a quote or a backslash, so each string
+    # is now an empty pair of quotes
+    outside = shape.replace(b'""', b"")
+    if b'"' in outside or b"\\" in outside:
+        outside = _STRING.sub(b"", raw).translate(_AS_PARENS, _NOT_BRACKETS_OR_QUOTES)
+    for _ in range(levels):
+        if not outside:
+            return True
+        inner = outside.replace(b"()", b"")
+        if len(inner) == len(outside):
+            return True  # unbalanced: not JSON, the parser will say so
+        outside = inner
+    return not outside

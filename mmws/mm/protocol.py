@@ -36,7 +36,7 @@ from mmws._codec import (
     slot_constructor,
     undecodable,
 )
-from mmws._frozen import EMPTY, freeze
+from mmws._frozen import EMPTY, MAX_DEPTH, freeze, within_depth
 from mmws._keepalive import Keepalive
 from mmws._secret import Secret, SecretText
 from mmws.errors import (
@@ -78,6 +78,16 @@ _BROADCASTS: Final[dict[str, tuple[Callable[..., Broadcast[Any]], ModelCodec]]] 
 """Per channel: the event's constructor (positional: event, payload, old, received_at) and
 the payload's codec."""
 _KINDS: Final = {k.value: k for k in EventKind}
+_FRAME_LEVELS: Final = MAX_DEPTH + 2
+"""How deep a frame may nest: a free-form value (``sentData``, an unknown key, a key of
+``old``) sits two objects down (the frame, its ``payload`` or ``old``) and may nest
+:data:`~mmws._frozen.MAX_DEPTH` deep itself. Checked before parsing, so that freezing a
+free-form value on first read can never fail."""
+_LAZY_FROM: Final = 2048
+"""Frames longer than this (bytes or characters) have their nesting checked before they
+are parsed, and the free-form objects of their broadcasts frozen on first read (a 64 KB
+``sentData`` then costs nothing until someone reads it). Shorter ones are frozen at once,
+which costs less than the check; the depth rule is the same either way."""
 _NO_OLD: Final[Mapping[str, Any]] = EMPTY
 
 
@@ -286,10 +296,14 @@ class MMProtocol:
         holds; the next frame decodes normally after it."""
         self.keepalive.last_received = now
         try:  # free unless it raises: no extra call on the hot path
+            lazy = len(text) > _LAZY_FROM
+            if lazy and not within_depth(text, _FRAME_LEVELS):
+                raise RemoteProtocolError(f"JSON nested deeper than {MAX_DEPTH} levels",
+                                          preview(text))  # fmt: skip
             msg = load_object(text)
             kind = msg.get("type")
             if kind == "broadcast":
-                self._events.append(self._broadcast(msg, text, now))
+                self._events.append(self._broadcast(msg, text, now, lazy))
             elif kind == "pong":
                 self._events.append(Pong(self.keepalive.pong_received(now)))
             elif kind == "heartbeat":
@@ -316,7 +330,9 @@ class MMProtocol:
         elif what not in _SERVER_EVENTS:
             raise LocalProtocolError(f"cannot {what} in state {self.state.value}")
 
-    def _broadcast(self, msg: dict[str, Any], text: str | bytes, now: float) -> Any:
+    def _broadcast(
+        self, msg: dict[str, Any], text: str | bytes, now: float, lazy: bool = False
+    ) -> Any:
         channel = msg.get("channel")
         entry = _BROADCASTS.get(channel) if type(channel) is str else None
         if entry is None:
@@ -335,7 +351,7 @@ class MMProtocol:
                 kind = _KINDS.get(kind, kind)
             elif kind is not None:
                 raise TypeError(f"'event' is {type(kind).__name__}, not a string")
-            model = codec.structure(payload)
+            model = codec.structure(payload, lazy=lazy)
             if old is None:
                 old = _NO_OLD
             elif type(old) is not dict:
