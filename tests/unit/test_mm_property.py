@@ -250,11 +250,17 @@ def test_broadcast_frames_as_utf8_bytes(frame: dict[str, Any]) -> None:
 # -- the generated structure functions against cattrs' own ------------------------------------
 
 
-def _outcome(run: Any) -> Any:
+def _outcome(codec: Any, payload: Any, run: Any) -> Any:
+    """What a structure function made of ``payload``, or the error a user would see: with
+    several bad fields, cattrs' function and ours may trip over different ones first, and
+    ``ModelCodec.structure`` reports the first bad one in field order (``_explain``)."""
     try:
         return ("ok", run())
-    except (TypeError, ValueError, KeyError) as exc:
-        return ("error", type(exc))
+    except KeyError as exc:
+        return ("error", KeyError, str(exc))
+    except (TypeError, ValueError) as exc:
+        shown = codec._explain(payload, exc)
+        return ("error", type(shown), str(shown))
 
 
 @SETTINGS
@@ -268,9 +274,9 @@ def test_the_generated_structure_function_decodes_exactly_as_cattrs(
     payload = data.draw(_payloads(channel))
     if not codec.known.issuperset(payload):
         payload = codec._rewrite(payload)
-    theirs = _outcome(lambda: codec.reference(payload, codec.cls))
+    theirs = _outcome(codec, payload, lambda: codec.reference(payload, codec.cls))
     for build in (codec._build, codec._build_lazy):  # frozen now, or on first read
-        mine = _outcome(lambda: build(payload))  # noqa: B023 - called at once
+        mine = _outcome(codec, payload, lambda: build(payload))  # noqa: B023 - called at once
         assert mine[0] == theirs[0]
         if mine[0] == "error":
             assert mine == theirs
@@ -283,3 +289,17 @@ def test_the_generated_structure_function_decodes_exactly_as_cattrs(
             )
             with pytest.raises(attrs.exceptions.FrozenInstanceError):
                 built.extra = {}  # type: ignore[misc]
+
+
+def test_with_several_bad_fields_both_structure_functions_report_the_first_in_field_order() -> None:
+    """Found by the property test above: cattrs checks required fields last, ours in field
+    order; what a user sees (``ModelCodec.structure``) is the same."""
+    codec = model_codec(Order)
+    payload = codec._rewrite(
+        {"orderId": None, "id": 9, "updatedAt": "0001-01-01T00:00:00+05:00"}
+    )
+    mine = _outcome(codec, payload, lambda: codec._build(payload))
+    assert mine == _outcome(codec, payload, lambda: codec.reference(payload, Order))
+    assert mine == ("error", TypeError, "field 'orderId': expected a value, got null")
+    with pytest.raises(TypeError, match="field 'orderId': expected a value, got null"):
+        codec.structure({"orderId": None, "updatedAt": "0001-01-01T00:00:00+05:00"})
