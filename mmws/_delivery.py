@@ -17,7 +17,8 @@ Per-event policy, chosen by the event's class (see :class:`Lane`):
   a long outage with nobody reading cannot grow it either.
 
 No event is delivered twice: every item leaves the queue exactly once, under the lock.
-Blocking waits wake at least every 100 ms so Ctrl-C and notebook interrupts get through.
+Blocking waits sleep until something changes (an event, room, ``close()``); Ctrl-C and a
+notebook's interrupt still end them at once (see :data:`_WAKE`).
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ line's reader delivers goes through :meth:`LineGroup.deliver`, which, under a de
 - lets a broadcast through only if its line brought it first (:class:`Arbiter`);
 - marks a line up at its ``Subscribed``; the stream is up again when the first line is;
 - applies what goes through to the state cache (``state=True``), whose resync barrier
-  ping goes out on one live line and whose pongs are marked in order by the line's decode
-  step (``_event_filter``);
+  pings go out on every live line and whose pongs are marked in order by each line's
+  decode step (``_event_filter``);
 - with the state cache, holds back a first copy that does not follow on from its order,
   bet or account (its line skipped the broadcast before it) for up to ``hold`` seconds,
   while another line is up: when that line brings the missing broadcast, both go out in
