@@ -199,8 +199,10 @@ def per_field(events: list[Any]) -> dict[Any, list[Any]]:
 def test_a_broadcast_one_line_misses_comes_from_the_other(sim: Simulator) -> None:
     """Exactly once each, and with the state cache each field of each order, bet and
     account changes in the server's order: a copy that does not follow on waits until the
-    other line brings the one before it. No gap, no resync."""
-    with two_lines(sim, state=True, rest=rest_for(sim), resync_backoff=0.01) as client:
+    other line brings the one before it. No gap, no resync. (A long ``line_hold``: a loaded
+    machine may stall a reader for longer than the default.)"""
+    with two_lines(sim, state=True, rest=rest_for(sim), resync_backoff=0.01,
+                   line_hold=3) as client:  # fmt: skip
         both_up(sim, client)
         resyncs = client.state.resyncs
         ids = sorted(c.id for c in sim.active_connections if c.endpoint == "mm")
@@ -218,7 +220,7 @@ def test_a_broadcast_one_line_misses_comes_from_the_other(sim: Simulator) -> Non
 
 
 def _fill_skipped_on_the_fast_line(sim: Simulator, client: MMClient) -> list[Any]:
-    """Order 4 is placed; line 0 misses its first fill and line 1 runs 50 ms late: line 0
+    """Order 4 is placed; line 0 misses its first fill and line 1 runs 300 ms late: line 0
     brings the second fill first, whose ``old`` does not match."""
     order = {"orderId": 4, "orderStatus": "PLACED", "matchedStake": 0.0,
              "createdAt": "2026-11-30T10:00:00Z"}  # fmt: skip
@@ -226,7 +228,7 @@ def _fill_skipped_on_the_fast_line(sim: Simulator, client: MMClient) -> list[Any
     ids = sorted(c.id for c in sim.active_connections if c.endpoint == "mm")
     sim.publish("orders", "INSERT", order)
     assert [e.payload.order_id for e in broadcasts(client, 1)] == [4]
-    sim.delay_connection(ids[1], 0.05)
+    sim.delay_connection(ids[1], 0.3)
     sim.skip_broadcasts(1, connection_id=ids[0])
     sim.publish("orders", "UPDATE", {"orderId": 4, "matchedStake": 5.0}, {"matchedStake": 0.0})
     sim.publish("orders", "UPDATE", {"orderId": 4, "matchedStake": 9.0}, {"matchedStake": 5.0})
@@ -237,7 +239,8 @@ def _fill_skipped_on_the_fast_line(sim: Simulator, client: MMClient) -> list[Any
 def test_a_copy_that_does_not_follow_on_waits_for_the_line_that_has_the_one_before(
     sim: Simulator,
 ) -> None:
-    with two_lines(sim, state=True, rest=rest_for(sim), resync_backoff=0.01) as client:
+    with two_lines(sim, state=True, rest=rest_for(sim), resync_backoff=0.01,
+                   line_hold=3) as client:  # fmt: skip
         events = _fill_skipped_on_the_fast_line(sim, client)
         fills = [e.payload.matched_stake for e in events if isinstance(e, mmws.OrderEvent)]
         assert fills == [5.0, 9.0]  # the server's order, though 9.0 came first on line 0
