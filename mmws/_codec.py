@@ -38,15 +38,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from mmws._frozen import (
-    FrozenMap,
-    FrozenOnRead,
-    Unfrozen,
-    freeze,
-    freeze_members,
-    slot_setter,
-    thaw,
-)
+from mmws._frozen import FrozenMap, LazyFrozenMap, freeze, freeze_members, thaw
 from mmws.errors import RemoteProtocolError
 
 __all__ = [
@@ -305,8 +297,7 @@ class ModelCodec:
             cls, converter, extra=override(rename=_EXTRA_KEY, struct_hook=_readonly), **overrides
         )
         self._build = _make_structure(cls, fields)
-        lazy = isinstance(cls.__dict__.get("extra"), FrozenOnRead)
-        self._build_lazy = _make_structure(cls, fields, lazy=True) if lazy else self._build
+        self._build_lazy = _make_structure(cls, fields, lazy=True)
         self._dump = make_dict_unstructure_fn(
             cls,
             converter,
@@ -389,13 +380,13 @@ def _make_structure(
     traceback's locals. ``extra`` is read from a key no wire frame can carry
     (:meth:`ModelCodec.structure` moves unknown keys there).
 
-    ``lazy``: free-form objects (``extra`` and the mapping fields) are stored as they came,
-    to be deep-frozen on first read (:class:`~mmws._frozen.FrozenOnRead` on those slots):
-    only for a frame whose nesting was checked first (:func:`~mmws._frozen.within_depth`),
-    so that the freezing can never fail later."""
+    ``lazy``: free-form objects (``extra`` and the mapping fields) become
+    :class:`~mmws._frozen.LazyFrozenMap`, whose values are frozen as they are read: only for
+    a frame whose nesting was checked first (:func:`~mmws._frozen.within_depth`), so that
+    the freezing can never fail later."""
     namespace: dict[str, Any] = {
-        "cls": cls, "new": object.__new__, "freeze_members": freeze_members, "Unfrozen": Unfrozen,
-        "set_extra": slot_setter(cls, "extra"),
+        "cls": cls, "new": object.__new__, "freeze_members": freeze_members, "Lazy": LazyFrozenMap,
+        "set_extra": cls.__dict__["extra"].__set__,
         "EMPTY": attrs.fields_dict(cls)["extra"].default,
         "known_timestamp": _TIMESTAMPS.get,
     }  # fmt: skip
@@ -409,7 +400,7 @@ def _make_structure(
         optional = type(None) in members
         first = next(a for a in members if a is not type(None))
         namespace[f"h{index}"] = _hook_for(field.type)
-        namespace[f"s{index}"] = slot_setter(cls, name)
+        namespace[f"s{index}"] = cls.__dict__[name].__set__
         lines.append(f"    v = get({wire!r})" if optional else f"    v = d[{wire!r}]")
         sets.append(f"    s{index}(o, v{index})")
         guard = "v is not None and " if optional else ""
@@ -430,7 +421,7 @@ def _make_structure(
             lines.append(f"        v = w if w is not None else h{index}(v)")
         elif lazy and _is_mapping(first):
             lines.append("    if type(v) is dict:")
-            lines.append("        v = Unfrozen(v)")
+            lines.append("        v = Lazy(v)")
             lines.append(f"    elif {guard}True:" if optional else "    else:")
             lines.append(f"        v = h{index}(v)")
         elif first in (int, float, bool, str):
@@ -444,7 +435,7 @@ def _make_structure(
     lines.append(f"    v = get({_EXTRA_KEY!r})")
     lines.append(
         "    v = EMPTY if v is None else "
-        + ("Unfrozen(v, True)" if lazy else "freeze_members(v)")
+        + ("Lazy(v)" if lazy else "freeze_members(v)")
     )
     lines.extend(sets)
     lines.append("    set_extra(o, v)")
@@ -467,7 +458,8 @@ def slot_constructor(cls: type[T]) -> Callable[..., T]:
     names = [f"a{i}" for i in range(len(fields))]
     lines = [f"def make({', '.join(names)}):", "    o = new(cls)"]
     for index, field in enumerate(fields):
-        namespace[f"s{index}"] = slot_setter(cls, field.name)
+        owner = next(k for k in cls.__mro__ if field.name in k.__dict__)
+        namespace[f"s{index}"] = owner.__dict__[field.name].__set__
         lines.append(f"    s{index}(o, a{index})")
     lines.append("    return o")
     exec(compile("\n".join(lines) + "\n", f"<mmws make {cls.__name__}>", "exec"), namespace)

@@ -18,12 +18,9 @@ __all__ = [
     "EMPTY",
     "MAX_DEPTH",
     "FrozenMap",
-    "FrozenOnRead",
-    "Unfrozen",
+    "LazyFrozenMap",
     "freeze",
     "freeze_members",
-    "freeze_on_read",
-    "slot_setter",
     "thaw",
     "within_depth",
 ]
@@ -123,60 +120,82 @@ def freeze_members(value: dict[str, Any]) -> FrozenMap:
     return FrozenMap({k: freeze(v) if type(v) in _CONTAINERS else v for k, v in value.items()})
 
 
-class Unfrozen:
-    """A decoded JSON value not frozen yet, as an attribute holds it until first read (see
-    :class:`FrozenOnRead`); ``members``: an object to freeze with :func:`freeze_members`.
-    Private: users never see one."""
+class LazyFrozenMap(FrozenMap):
+    """A :class:`FrozenMap` made from a parsed JSON object whose values are frozen when first
+    read, each on its own, and kept: a 64 KB ``sentData`` costs nothing until someone looks
+    into it. Reading a key freezes that value; anything that sees every value (``items()``,
+    ``values()``, ``==``, ``hash``, ``repr``, ``dict(m)``, ``{**m}``, ``|``, pickling,
+    ``json.dumps``) freezes them all first. It reads, compares, hashes and pickles like the
+    eagerly frozen map (pickling gives a plain :class:`FrozenMap`). Two threads reading one
+    value at once both freeze it; either result is kept, and the two are equal.
 
-    __slots__ = ("members", "value")
+    Only for a frame whose nesting was checked (:func:`within_depth`), so that freezing a
+    value later can never fail. Private: the decoder makes them, users only read them."""
 
-    def __init__(self, value: Any, members: bool = False) -> None:
-        self.value = value
-        self.members = members
+    __slots__ = ("_pending",)
 
+    def __init__(self, raw: dict[str, Any]) -> None:
+        dict.__init__(self, raw)
+        self._pending = True
 
-class FrozenOnRead:
-    """Wraps the slot of a free-form attribute (``extra``, ``sent_data`` ...): the first
-    read deep-freezes what the decoder stored (an :class:`Unfrozen`) and keeps the result, so
-    a 64 KB object costs nothing until someone looks at it, and reads the same as an eagerly
-    frozen one from then on (``repr``, ``==``, ``hash``, pickling and ``attrs.evolve`` read
-    through it too). Two threads reading at once both freeze; either result is kept, and the
-    two are equal."""
+    def _settle(self) -> None:
+        if self._pending:
+            for key, value in dict.items(self):
+                if type(value) in _CONTAINERS:
+                    dict.__setitem__(self, key, freeze(value))
+            self._pending = False
 
-    __slots__ = ("slot",)
-
-    def __init__(self, slot: Any) -> None:
-        self.slot = slot
-
-    def __get__(self, obj: Any, owner: Any = None) -> Any:
-        if obj is None:
-            return self
-        value = self.slot.__get__(obj, owner)
-        if type(value) is Unfrozen:
-            value = freeze_members(value.value) if value.members else freeze(value.value)
-            self.slot.__set__(obj, value)
+    def __getitem__(self, key: str) -> Any:
+        value = dict.__getitem__(self, key)
+        if type(value) in _CONTAINERS:
+            value = freeze(value)
+            dict.__setitem__(self, key, value)
         return value
 
-    def __set__(self, obj: Any, value: Any) -> None:
-        self.slot.__set__(obj, value)
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if dict.__contains__(self, key) else default
 
-    def __delete__(self, obj: Any) -> None:
-        self.slot.__delete__(obj)
+    def __iter__(self) -> Any:
+        # Not a plain dict's iterator, so that dict(m) and {**m} read through __getitem__
+        # instead of copying the stored values as they are.
+        return dict.__iter__(self)
 
+    def items(self) -> Any:
+        self._settle()
+        return dict.items(self)
 
-def freeze_on_read(cls: type[Any], *names: str) -> None:
-    """Put :class:`FrozenOnRead` on the slots ``names`` of the slotted class ``cls``."""
-    for name in names:
-        slot = cls.__dict__[name]
-        if not isinstance(slot, FrozenOnRead):
-            setattr(cls, name, FrozenOnRead(slot))
+    def values(self) -> Any:
+        self._settle()
+        return dict.values(self)
 
+    def __eq__(self, other: object) -> bool:
+        self._settle()
+        if isinstance(other, LazyFrozenMap):
+            other._settle()
+        return dict.__eq__(self, other)
 
-def slot_setter(cls: type[Any], name: str) -> Any:
-    """The setter of the slot ``name`` itself (under a :class:`FrozenOnRead`, if any): for
-    code that builds instances and knows what it stores."""
-    found = next(k.__dict__[name] for k in cls.__mro__ if name in k.__dict__)
-    return (found.slot if isinstance(found, FrozenOnRead) else found).__set__
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        self._settle()
+        return FrozenMap.__hash__(self)
+
+    def __repr__(self) -> str:
+        self._settle()
+        return FrozenMap.__repr__(self)
+
+    def __or__(self, other: Any) -> Any:
+        self._settle()
+        return dict.__or__(self, other)
+
+    def __ror__(self, other: Any) -> Any:
+        self._settle()
+        return dict.__ror__(self, other)
+
+    def __reduce__(self) -> tuple[type[FrozenMap], tuple[dict[str, Any]]]:
+        self._settle()
+        return (FrozenMap, (dict(dict.items(self)),))
 
 
 _NOT_BRACKETS_OR_QUOTES: Final = bytes(i for i in range(256) if i not in b'{}[]"\\')

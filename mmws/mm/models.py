@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from mmws._frozen import EMPTY, freeze_on_read
+from mmws._frozen import EMPTY
 
 __all__ = [
     "Account",
@@ -89,9 +89,9 @@ class BetStatus(str, Enum):
         return self.value
 
 
-# ``extra`` is deep-frozen when decoded (the codec hands in a FrozenMap, or, for a
-# broadcast, what is frozen on first read: see the end of this module); no attrs converter
-# here, since one would run on every frame of the hot path.
+# ``extra`` is deep-frozen when decoded (the codec hands in a FrozenMap, or for a long
+# broadcast frame a LazyFrozenMap, frozen as it is read); no attrs converter here, since
+# one would run on every frame of the hot path.
 _extra = attrs.field(default=_EMPTY, kw_only=True, repr=False)
 
 
@@ -217,11 +217,3 @@ class TradingStatus:
     system_duration_seconds: float | None = None
     extra: Mapping[str, Any] = _extra
 
-
-# The free-form attributes of the broadcast payloads are deep-frozen on first read: a 64 KB
-# ``sentData`` costs nothing on the reader thread until someone looks at it.
-freeze_on_read(Order, "extra")
-freeze_on_read(Bet, "sent_data", "received_data", "extra")
-freeze_on_read(Account, "extra")
-freeze_on_read(Score, "scores", "extra")
-freeze_on_read(Emergency, "extra")

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmws._codec import model_codec
-from mmws._frozen import MAX_DEPTH, FrozenMap, Unfrozen, within_depth
+from mmws._frozen import MAX_DEPTH, FrozenMap, LazyFrozenMap, within_depth
 from mmws.errors import RemoteProtocolError
 from mmws.mm.events import BetEvent, OrderEvent
 from mmws.mm.models import Bet, Order
@@ -80,17 +80,39 @@ def test_a_free_form_value_is_frozen_on_first_read_and_then_kept() -> None:
     sent = {"legs": [{"prices": [1.9, 2.0], "tags": ["a"]}], "n": 1}
     event = decode(bet_frame(sent, futureKey={"x": [1, {"y": [2]}]}))
     assert isinstance(event, BetEvent)
-    slot = Bet.__dict__["sent_data"].slot
-    assert type(slot.__get__(event.payload)) is Unfrozen  # nothing frozen yet
-    first = event.payload.sent_data
-    assert first == FrozenMap({"legs": (FrozenMap({"prices": (1.9, 2.0), "tags": ("a",)}),),
-                               "n": 1})  # fmt: skip
-    assert event.payload.sent_data is first  # kept
-    assert type(slot.__get__(event.payload)) is FrozenMap
+    lazy = event.payload.sent_data
+    assert type(lazy) is LazyFrozenMap
+    assert type(dict.__getitem__(lazy, "legs")) is list  # nothing frozen yet
+    legs = lazy["legs"]
+    assert legs == (FrozenMap({"prices": (1.9, 2.0), "tags": ("a",)}),)
+    assert lazy["legs"] is legs and lazy.get("legs") is legs  # kept
+    assert lazy.get("missing", 5) == 5 and lazy["n"] == 1
     with pytest.raises(TypeError):
-        first["legs"][0]["tags"] += ("b",)  # type: ignore[index]
+        legs[0]["tags"] += ("b",)  # type: ignore[index]
+    with pytest.raises(TypeError):
+        lazy["n"] = 2  # type: ignore[index]
     assert event.payload.extra == FrozenMap({"futureKey": FrozenMap({"x": (1, FrozenMap(
         {"y": (2,)}))})})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda m: dict(m), lambda m: {**m}, lambda m: dict(m.items()),
+        lambda m: dict(zip(m, m.values(), strict=True)), lambda m: m | {}, lambda m: {} | m,
+        lambda m: m.copy(), lambda m: pickle.loads(pickle.dumps(m)),
+    ],
+)  # fmt: skip
+def test_every_way_to_read_a_whole_lazy_map_sees_frozen_values(read: Any) -> None:
+    raw = {"a": [1, [2]], "b": {"c": [3]}, "d": 4}
+    eager = FrozenMap({"a": (1, (2,)), "b": FrozenMap({"c": (3,)}), "d": 4})
+    got = read(LazyFrozenMap(json.loads(json.dumps(raw))))
+    assert got == eager
+    assert type(got["a"]) is tuple and type(got["b"]) is FrozenMap
+    lazy = LazyFrozenMap(json.loads(json.dumps(raw)))
+    assert lazy == eager and eager == lazy and hash(lazy) == hash(eager)
+    assert repr(LazyFrozenMap(json.loads(json.dumps(raw)))) == repr(eager)
+    assert json.loads(json.dumps(LazyFrozenMap(json.loads(json.dumps(raw))))) == raw
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -127,12 +149,13 @@ def test_a_short_frame_is_frozen_at_once() -> None:
     proto = core()
     proto.receive_text(json.dumps(bet_frame({"a": [1]})), 1.0)
     (event,) = proto.events_received()
-    assert type(Bet.__dict__["sent_data"].slot.__get__(event.payload)) is FrozenMap
+    assert type(event.payload.sent_data) is FrozenMap
+    assert event.payload.sent_data == FrozenMap({"a": (1,)})
 
 
 def test_the_rest_api_and_users_still_get_eagerly_frozen_models() -> None:
     order = model_codec(Order).structure({"orderId": 1, "futureKey": [1, [2]]})
-    assert type(Order.__dict__["extra"].slot.__get__(order)) is FrozenMap
+    assert type(order.extra) is FrozenMap
     assert order.extra == FrozenMap({"futureKey": (1, (2,))})
     made = OrderEvent("UPDATE", Order(2, extra=FrozenMap({"a": 1})))
     assert made.payload.extra == FrozenMap({"a": 1})
