@@ -233,6 +233,7 @@ class _Server:
         self.port: int = self.listener.getsockname()[1]
         self.lock = threading.Lock()  # guards `current` and every send
         self.current: socket.socket | None = None
+        self.subscribed: list[socket.socket] = []  # every subscribed connection, oldest first
         self.frames: dict[str, bytes] = {}
         self.chunks: dict[str, tuple[bytes, int]] = {}
         self.templates: dict[str, tuple[str, str]] = {}
@@ -265,6 +266,8 @@ class _Server:
             with self.lock:
                 if self.current is sock:
                     self.current = None
+                if sock in self.subscribed:
+                    self.subscribed.remove(sock)
             sock.close()
 
     def _serve_connection(self, sock: socket.socket) -> None:
@@ -293,6 +296,7 @@ class _Server:
                 subscribed = True
                 with self.lock:  # current before the reply: a request after it finds it
                     self.current = sock
+                    self.subscribed.append(sock)
                     sock.sendall(encode_frame(_SUBSCRIBED))
             elif opcode == OP_TEXT and b"ping" in payload:
                 try:
@@ -324,6 +328,36 @@ class _Server:
             self._send(sock, self.frames[kind] * rest)
         return ("done", count, time.perf_counter() - start)
 
+    def fanout(self, kind: str, count: int) -> tuple[Any, ...]:
+        """``count`` frames of ``kind`` to every subscribed connection at once, one sending
+        thread each (the lock is not taken: each thread owns its socket meanwhile)."""
+        with self.lock:
+            socks = list(self.subscribed)
+        if not socks:
+            raise ConnectionError("no subscribed connection to send to")
+        chunk, per = self.chunks[kind]
+        full, rest = divmod(count, per)
+        errors: list[BaseException] = []
+
+        def blast(sock: socket.socket) -> None:
+            try:
+                for _ in range(full):
+                    sock.sendall(chunk)
+                if rest:
+                    sock.sendall(self.frames[kind] * rest)
+            except OSError as exc:
+                errors.append(exc)
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=blast, args=(s,), daemon=True) for s in socks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return ("done", count * len(socks), time.perf_counter() - start)
+
     def paced(self, kind: str, count: int, rate: float) -> tuple[Any, ...]:
         sock = self._target()
         head, tail = self.templates[kind]
@@ -354,6 +388,8 @@ def serve(conn: Any) -> None:
         try:
             if request[0] == "burst":
                 reply = server.burst(request[1], request[2])
+            elif request[0] == "fanout":
+                reply = server.fanout(request[1], request[2])
             elif request[0] == "paced":
                 reply = server.paced(request[1], request[2], request[3])
             else:
@@ -388,9 +424,17 @@ class Blaster:
         self.pid = self._process.pid
         self._pending = False
 
-    def start(self, kind: str, count: int, rate: float | None = None) -> None:
+    def start(
+        self, kind: str, count: int, rate: float | None = None, fanout: bool = False
+    ) -> None:
+        """``count`` frames of ``kind`` to the newest subscribed connection (paced at
+        ``rate`` per second if given), or with ``fanout`` to every subscribed one."""
         self.finish()
-        request = ("burst", kind, count) if rate is None else ("paced", kind, count, rate)
+        request = (
+            ("fanout", kind, count) if fanout
+            else ("burst", kind, count) if rate is None
+            else ("paced", kind, count, rate)
+        )  # fmt: skip
         self._conn.send(request)
         self._pending = True
 

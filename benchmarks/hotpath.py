@@ -230,24 +230,71 @@ def run_floor(blaster: Blaster, kind: str, count: int) -> float:
 # -- another version of mmws, in a child process (--before PATH) ------------------------------
 
 _BEFORE_CHILD = """
-import sys, queue, mmws
+import sys, queue, threading, mmws
 url, key, channels = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
-client = mmws.MMClient(key, channels=channels, url=url, ping_interval=None, maxsize=100_000)
-client.connect()
-while True:
-    try:
-        client.get(0)
-    except queue.Empty:
-        break
+clients = [mmws.MMClient(key, channels=channels, url=url, ping_interval=None, maxsize=100_000)
+           for _ in range(int(sys.argv[4]))]
+for client in clients:
+    client.connect()
+    while True:
+        try:
+            client.get(0)
+        except queue.Empty:
+            break
 print("ready", mmws.__file__, flush=True)
 count = int(sys.stdin.readline())
-get, broadcast, seen = client.get, mmws.Broadcast, 0
-while seen < count:
-    if isinstance(get(10.0), broadcast):
-        seen += 1
+
+def consume(client):
+    get, broadcast, seen = client.get, mmws.Broadcast, 0
+    while seen < count:
+        if isinstance(get(10.0), broadcast):
+            seen += 1
+
+threads = [threading.Thread(target=consume, args=(c,)) for c in clients]
+for thread in threads:
+    thread.start()
+print("go", flush=True)
+for thread in threads:
+    thread.join()
 print("done", flush=True)
-client.close()
+for client in clients:
+    client.close()
 """
+
+
+def _before_run(path: str, blaster: Blaster, kind: str, count: int, clients: int) -> float:
+    """Events/s (all clients together) of ``clients`` clients of the mmws at ``path``, in a
+    child process, each reading ``count`` frames of ``kind`` (one client: the newest
+    connection gets them; several: every connection does, at once)."""
+    env = {**os.environ, "PYTHONPATH": path}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BEFORE_CHILD, blaster.url, KEY, ",".join(CHANNELS),
+         str(clients)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        cwd=path,  # python -c puts the working directory first on sys.path
+    )  # fmt: skip
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        ready = child.stdout.readline().split()
+        if not ready or ready[0] != "ready" or not ready[1].startswith(path):
+            raise RuntimeError(f"the child did not import mmws from {path}: {ready}")
+        child.stdin.write(f"{count}\n")
+        child.stdin.flush()
+        if child.stdout.readline().strip() != "go":
+            raise RuntimeError("the child did not start its consumers")
+        start = time.perf_counter()
+        blaster.start(kind, count, fanout=clients > 1)
+        if child.stdout.readline().strip() != "done":
+            raise RuntimeError("the child did not finish")
+        return clients * count / (time.perf_counter() - start)
+    finally:
+        child.stdin.close()
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        blaster.finish()
 
 
 def run_before(path: str) -> Run:
@@ -255,32 +302,7 @@ def run_before(path: str) -> Run:
     change), in a child process: both versions meet the same blaster in the same run."""
 
     def run(blaster: Blaster, kind: str, count: int) -> float:
-        env = {**os.environ, "PYTHONPATH": path}
-        child = subprocess.Popen(
-            [sys.executable, "-c", _BEFORE_CHILD, blaster.url, KEY, ",".join(CHANNELS)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-            cwd=path,  # python -c puts the working directory first on sys.path
-        )  # fmt: skip
-        assert child.stdin is not None and child.stdout is not None
-        try:
-            ready = child.stdout.readline().split()
-            if not ready or ready[0] != "ready" or not ready[1].startswith(path):
-                raise RuntimeError(f"the child did not import mmws from {path}: {ready}")
-            start = time.perf_counter()
-            child.stdin.write(f"{count}\n")
-            child.stdin.flush()
-            blaster.start(kind, count)
-            if child.stdout.readline().strip() != "done":
-                raise RuntimeError("the child did not finish")
-            return count / (time.perf_counter() - start)
-        finally:
-            child.stdin.close()
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-            blaster.finish()
+        return _before_run(path, blaster, kind, count, 1)
 
     return run
 
@@ -521,6 +543,66 @@ def idle(blaster: Blaster, args: argparse.Namespace) -> None:
               f"  (woke: {detail})")
 
 
+# -- several clients in one process ------------------------------------------------------------
+
+
+def scale_mmws(blaster: Blaster, count: int, clients: int) -> float:
+    """Events/s (all together) of ``clients`` clients in this process, each read by its own
+    thread; with several, the blaster sends ``count`` order frames to each at once."""
+    made = [_mm_client(blaster) for _ in range(clients)]
+    try:
+        for client in made:
+            _drain(client)
+
+        def consume(client: mmws.MMClient) -> None:
+            get, broadcast, seen = client.get, mmws.Broadcast, 0
+            while seen < count:
+                if isinstance(get(TIMEOUT), broadcast):
+                    seen += 1
+
+        threads = [threading.Thread(target=consume, args=(c,)) for c in made]
+        for thread in threads:
+            thread.start()
+        start = time.perf_counter()
+        blaster.start("order", count, fanout=clients > 1)
+        for thread in threads:
+            thread.join()
+        return clients * count / (time.perf_counter() - start)
+    finally:
+        for client in made:
+            client.close()
+        blaster.finish()
+
+
+def scale(blaster: Blaster, args: argparse.Namespace) -> None:
+    """1 client against 5 in one process: the events/s of all five together over one
+    client's, for this mmws and (with --before) the other one."""
+    count = max(200, args.events // 5)
+    rounds = max(1, min(args.rounds, 3))
+    print(f"\n5 clients in one process, order frames, {count:,} each, {rounds} round(s): "
+          f"events/s of all together; scaling = 5 clients / 1 client")
+    versions: dict[str, Callable[[int], float]] = {
+        "mmws": lambda n: scale_mmws(blaster, count, n),
+    }
+    if args.before:
+        path = os.path.abspath(args.before)
+        versions["before"] = lambda n: _before_run(path, blaster, "order", count, n)
+    for name, measure in versions.items():
+        ones: list[float] = []
+        fives: list[float] = []
+        for _ in range(rounds):
+            try:
+                ones.append(measure(1))
+                fives.append(measure(5))
+            except Exception as exc:
+                print(f"  {name}: failed: {type(exc).__name__}: {exc}")
+                break
+        if ones and fives:
+            one, five = statistics.median(ones), statistics.median(fives)
+            print(f"  {name:>10}: 1 client {one:9,.0f}/s, 5 clients {five:9,.0f}/s, "
+                  f"scaling {five / one:.2f}x")
+
+
 def latency(blaster: Blaster, args: argparse.Namespace) -> None:
     count = max(1, int(args.rate * args.seconds))
     print(f"\nlatency, paced order frames at {args.rate:,.0f}/s for {args.seconds:g} s "
@@ -569,6 +651,7 @@ def main() -> None:
     with Blaster() as blaster:
         print(f"blaster: pid {blaster.pid} on {blaster.url}", flush=True)
         throughput(blaster, args)
+        scale(blaster, args)
         idle(blaster, args)
         latency(blaster, args)
     print("\ngoals (the issue): mmws >= 1.5x ws-client and >= 1.0x websockets on order frames;"
