@@ -63,8 +63,8 @@ CHILD = textwrap.dedent(
     import sys, mmws
     client = mmws.MMClient(sys.argv[1], url=sys.argv[2], channels=["orders"])
     client.connect()
-    print("waiting", flush=True)
-    try:
+    try:  # the Ctrl-C may come while "waiting" is still being printed
+        print("waiting", flush=True)
         while True:
             client.get()
     except KeyboardInterrupt:
