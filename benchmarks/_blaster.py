@@ -317,15 +317,19 @@ class _Server:
             raise ConnectionError("no subscribed connection to send to")
         return sock
 
-    def burst(self, kind: str, count: int) -> tuple[Any, ...]:
-        sock = self._target()
+    def _blast(self, send: Any, kind: str, count: int) -> None:
+        """``count`` frames of ``kind`` through ``send``, in chunks of about 256 KiB."""
         chunk, per = self.chunks[kind]
         full, rest = divmod(count, per)
-        start = time.perf_counter()
         for _ in range(full):
-            self._send(sock, chunk)
+            send(chunk)
         if rest:
-            self._send(sock, self.frames[kind] * rest)
+            send(self.frames[kind] * rest)
+
+    def burst(self, kind: str, count: int) -> tuple[Any, ...]:
+        sock = self._target()
+        start = time.perf_counter()
+        self._blast(lambda data: self._send(sock, data), kind, count)
         return ("done", count, time.perf_counter() - start)
 
     def fanout(self, kind: str, count: int) -> tuple[Any, ...]:
@@ -335,16 +339,11 @@ class _Server:
             socks = list(self.subscribed)
         if not socks:
             raise ConnectionError("no subscribed connection to send to")
-        chunk, per = self.chunks[kind]
-        full, rest = divmod(count, per)
         errors: list[BaseException] = []
 
         def blast(sock: socket.socket) -> None:
             try:
-                for _ in range(full):
-                    sock.sendall(chunk)
-                if rest:
-                    sock.sendall(self.frames[kind] * rest)
+                self._blast(sock.sendall, kind, count)
             except OSError as exc:
                 errors.append(exc)
 

@@ -400,42 +400,34 @@ def idle_ws_client(blaster: Blaster, seconds: float) -> tuple[float, float, str]
 # -- latency ---------------------------------------------------------------------------------
 
 
-def latency_mmws(blaster: Blaster, rate: float, count: int) -> list[float]:
+def _latency_mmws(blaster: Blaster, rate: float, count: int, arrival: bool) -> list[float]:
+    """From the server's send (``sentAt``, wall clock) to ``get()`` returning the event, or
+    with ``arrival`` the issue's measure: from the moment the reader had the frame
+    (``received_at``, ``time.monotonic()`` right after the socket read)."""
     client = _mm_client(blaster)
     try:
         _drain(client)
-        get, broadcast, now = client.get, mmws.Broadcast, time.time
+        get, broadcast = client.get, mmws.Broadcast
+        now = time.monotonic if arrival else time.time
         out: list[float] = []
         blaster.start("order", count, rate)
         while len(out) < count:
             event = get(TIMEOUT)
             at = now()
             if isinstance(event, broadcast):
-                out.append(at - event.payload.extra["sentAt"])
+                out.append(at - (event.received_at if arrival else event.payload.extra["sentAt"]))
         return out
     finally:
         client.close()
         blaster.finish()
+
+
+def latency_mmws(blaster: Blaster, rate: float, count: int) -> list[float]:
+    return _latency_mmws(blaster, rate, count, arrival=False)
 
 
 def latency_mmws_arrival(blaster: Blaster, rate: float, count: int) -> list[float]:
-    """The issue's measure: from the moment the reader had the frame (``received_at``,
-    ``time.monotonic()`` right after the socket read) to ``get()`` returning it."""
-    client = _mm_client(blaster)
-    try:
-        _drain(client)
-        get, broadcast, now = client.get, mmws.Broadcast, time.monotonic
-        out: list[float] = []
-        blaster.start("order", count, rate)
-        while len(out) < count:
-            event = get(TIMEOUT)
-            at = now()
-            if isinstance(event, broadcast):
-                out.append(at - event.received_at)
-        return out
-    finally:
-        client.close()
-        blaster.finish()
+    return _latency_mmws(blaster, rate, count, arrival=True)
 
 
 def latency_ws_client(blaster: Blaster, rate: float, count: int) -> list[float]:
