@@ -191,15 +191,21 @@ def _required(hook: Hook) -> Hook:
     return required
 
 
+def _members(tp: Any) -> tuple[Any, bool]:
+    """A field's resolved type -> its first type that is not ``None``, and whether ``None``
+    is allowed (``int | None`` -> ``(int, True)``)."""
+    members = get_args(tp) if get_origin(tp) in (Union, UnionType) else (tp,)
+    return next(a for a in members if a is not type(None)), type(None) in members
+
+
 def _hook_for(tp: Any) -> Hook:
     """The strict hook for one field's resolved type (rules 2 to 5)."""
-    members = get_args(tp) if get_origin(tp) in (Union, UnionType) else (tp,)
-    hook = _base_hook_for(tp, [a for a in members if a is not type(None)])
-    return hook if type(None) in members else _required(hook)
+    first, optional = _members(tp)
+    hook = _base_hook_for(tp, first)
+    return hook if optional else _required(hook)
 
 
-def _base_hook_for(tp: Any, args: list[Any]) -> Hook:
-    first = args[0]
+def _base_hook_for(tp: Any, first: Any) -> Hook:
     if isinstance(first, type) and issubclass(first, Enum):
         return _tolerant_enum(first)
     simple: dict[Any, Hook] = {
@@ -219,8 +225,7 @@ def _base_hook_for(tp: Any, args: list[Any]) -> Hook:
 def _exact_type(tp: Any) -> type | None:
     """``int``, ``float``, ``bool`` or ``str`` when a field of type ``tp`` takes a value of
     exactly that type as it is; None when every value goes through its hook."""
-    members = get_args(tp) if get_origin(tp) in (Union, UnionType) else (tp,)
-    first = next(a for a in members if a is not type(None))
+    first = _members(tp)[0]
     return first if first in (int, float, bool, str) else None
 
 
@@ -394,11 +399,7 @@ def _make_structure(
     sets = ["    o = new(cls)"]
     for index, field in enumerate(fields):
         name, wire = field.name, camel(field.name)
-        members = get_args(field.type) if get_origin(field.type) in (Union, UnionType) else (
-            field.type,
-        )
-        optional = type(None) in members
-        first = next(a for a in members if a is not type(None))
+        first, optional = _members(field.type)
         namespace[f"h{index}"] = _hook_for(field.type)
         namespace[f"s{index}"] = cls.__dict__[name].__set__
         lines.append(f"    v = get({wire!r})" if optional else f"    v = d[{wire!r}]")
