@@ -7,6 +7,7 @@ Start with :class:`MMClient` (market making) or :class:`FeedClient` (the match f
 import logging as _logging
 from typing import TYPE_CHECKING
 
+from mmws._relaywire import RelayLoss as RelayLoss
 from mmws._session import Health as Health
 from mmws._session import LineHealth as LineHealth
 from mmws._version import __version__ as __version__
@@ -16,6 +17,25 @@ from mmws.lifecycle import *  # noqa: F403
 from mmws.mm import *  # noqa: F403
 from mmws.record import Recorder as Recorder
 from mmws.record import replay as replay
+
+if TYPE_CHECKING:
+    from mmws.redis import RedisRelay as RedisRelay
+    from mmws.redis import RedisSource as RedisSource
+
+_OPTIONAL = {"RedisRelay": "mmws.redis", "RedisSource": "mmws.redis"}
+
+
+def __getattr__(name: str) -> object:
+    """``mmws.RedisRelay`` and ``mmws.RedisSource``, imported on first use: they need the
+    optional ``redis`` package (``mmws[redis]``). Not in ``__all__``, so ``from mmws
+    import *`` works without it."""
+    module = _OPTIONAL.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mmws' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 if not TYPE_CHECKING:
     # Each name is listed once, in the module that defines it; this is their union. Type
@@ -30,6 +50,7 @@ if not TYPE_CHECKING:
         "Health",
         "LineHealth",
         "Recorder",
+        "RelayLoss",
         "__version__",
         "replay",
         *_errors.__all__,

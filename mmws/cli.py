@@ -1,4 +1,4 @@
-"""The ``mmws`` command: ``demo``, ``sim``, ``listen``, ``record`` and ``replay``.
+"""The ``mmws`` command: ``demo``, ``sim``, ``listen``, ``record``, ``replay`` and ``relay``.
 
 ::
 
@@ -7,6 +7,7 @@
     MMWS_API_KEY=... mmws listen --channels orders,bets [--jsonl]
     mmws record session.jsonl --duration 60         # no --url: records the simulator
     mmws replay session.jsonl --speed 2
+    mmws relay --redis redis://127.0.0.1:6379/0 --stream mmws:mm --state
 
 One event becomes one line in :func:`format_event` (pretty) or :func:`event_to_json` (JSON
 lines); both are plain functions that tests and other tools can call. Expected failures
@@ -376,6 +377,46 @@ def _cmd_replay(args: argparse.Namespace, out: _Out) -> None:
     out.summary(None, f", replayed from {args.file}")
 
 
+def _cmd_relay(args: argparse.Namespace, out: _Out) -> None:
+    try:
+        from mmws.redis import RedisRelay
+    except ImportError as exc:
+        raise _Failure(
+            f"the relay needs the 'redis' extra: pip install 'mmws[redis]' ({exc})"
+        ) from None
+    with ExitStack() as stack:
+        if args.url is None:
+            sim = stack.enter_context(_simulator(args, out))
+            key, url = sim.api_key, sim.mm_url
+        else:
+            key, url = _api_key(args, out), args.url
+        client = MMClient(
+            key, channels=args.channels, url=url, state=args.state, lines=args.lines
+        )
+        relay = RedisRelay(client, args.redis, args.stream, args.maxlen)  # checks, no I/O
+        # Closed in this order: the client (its last events, Closed included, stay queued),
+        # then the relay, which publishes them and stops.
+        stack.callback(relay.close)
+        _connect(stack, client)
+        relay.start()
+        until = "Ctrl-C" if args.duration is None else f"{args.duration:g} s or Ctrl-C"
+        out.note(f"-- relaying to {relay.url}, stream {args.stream} (maxlen {args.maxlen:,}), "
+                 f"until {until}")  # fmt: skip
+        end = None if args.duration is None else out.started + args.duration
+        tick = threading.Event()
+        try:
+            while end is None or time.monotonic() < end:
+                tick.wait(5.0 if end is None else max(0.0, min(5.0, end - time.monotonic())))
+                problem = f"; Redis: {relay.last_error}" if relay.last_error else ""
+                out.note(f"   published {relay.published:,}, buffered {relay.buffered:,}, "
+                         f"dropped {relay.dropped:,}{problem}")  # fmt: skip
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a relay is stopped: publish what is queued, then close
+    out.note(f"relayed {relay.published:,} events to {relay.url}, dropped {relay.dropped:,}")
+    if relay.dropped:
+        raise _Failure(f"{relay.dropped:,} events never reached Redis ({relay.last_error})")
+
+
 def _cmd_sim(argv: Sequence[str]) -> int:
     """``mmws sim ...`` is ``python -m mmws.sim ...``: the simulator's own ``main``."""
     try:
@@ -428,6 +469,16 @@ def _number(text: str, *, zero_ok: bool, wanted: str) -> float:
 
 def _positive(text: str) -> float:
     return _number(text, zero_ok=False, wanted="a positive number")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _rate(text: str) -> float:
@@ -586,6 +637,47 @@ def _parser() -> _Parser:
         help="keep the recorded pacing, X times faster (default: no waiting)",
     )
     replay_cmd.set_defaults(run=_cmd_replay)
+
+    relay = commands.add_parser(
+        "relay",
+        parents=[running, server, simulated],
+        formatter_class=fmt,
+        help="publish an MM stream into a Redis stream for other processes",
+        description=_wrap(
+            "Connect to an MM WebSocket server and publish every event (lifecycle events "
+            "included) into a Redis stream, where mmws.RedisSource reads it on any host. "
+            "Without --url the bundled simulator is started in-process and relayed. Needs "
+            "the 'redis' extra. A status line every 5 seconds; Ctrl-C stops it."
+        ),
+        epilog="examples:\n  mmws relay --duration 10\n"
+        f"  {KEY_ENV}=... mmws relay --url {DEFAULT_URL} --state --lines 2",
+    )
+    relay.add_argument(
+        "--redis", default="redis://127.0.0.1:6379/0", metavar="URL",
+        help="the Redis server (default: redis://127.0.0.1:6379/0)",
+    )  # fmt: skip
+    relay.add_argument(
+        "--stream", default="mmws:mm", metavar="NAME", help="the stream (default: mmws:mm)"
+    )
+    relay.add_argument(
+        "--maxlen", type=_count, default=1_000_000, metavar="N",
+        help="keep about N entries (default: 1000000)",
+    )  # fmt: skip
+    relay.add_argument(
+        "--state", action="store_true",
+        help="keep the state and publish snapshots for late joiners (RedisSource(state=True))",
+    )  # fmt: skip
+    relay.add_argument(
+        "--lines", type=_count, default=1, metavar="N",
+        help="hot standby: N connections merged into one stream (default: 1)",
+    )  # fmt: skip
+    relay.add_argument(
+        "--url", help="the server's WebSocket URL (default: an in-process simulator)"
+    )
+    relay.add_argument(
+        "-v", "--verbose", action="store_true", help="also log what the client does to stderr"
+    )
+    relay.set_defaults(run=_cmd_relay)
     return parser
 
 

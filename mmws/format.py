@@ -372,7 +372,7 @@ def _jsonable(value: Any) -> Any:
     if attrs.has(type(value)):
         out: dict[str, Any] = {}
         for field in attrs.fields(type(value)):
-            if field.name == "received_at" or (field.name == "raw" and not field.repr):
+            if field.name in ("received_at", "frame") or (field.name == "raw" and not field.repr):
                 continue
             item = getattr(value, field.name)
             if item is None or (field.name == "extra" and not item):

@@ -19,6 +19,7 @@ def test_all_is_the_union_of_the_modules_lists_without_repeats() -> None:
         "Health",
         "LineHealth",
         "Recorder",
+        "RelayLoss",
         "__version__",
         "replay",
     }

@@ -74,6 +74,9 @@ class Broadcast(Generic[P]):
     payload: P
     old: Mapping[str, Any] = _EMPTY
     received_at: float = attrs.field(default=0.0, eq=False, repr=False)
+    frame: str | bytes | None = attrs.field(default=None, eq=False, repr=False)
+    """The frame as the server sent it (for a relay: see :mod:`mmws.redis`); ``None`` for an
+    event built in code. Not part of equality or the repr."""
 
     @property
     def changes(self) -> Mapping[str, tuple[Any, Any]]:

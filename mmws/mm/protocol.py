@@ -75,8 +75,8 @@ _BROADCASTS: Final[dict[str, tuple[Callable[..., Broadcast[Any]], ModelCodec]]] 
     "scores": (slot_constructor(ScoreEvent), model_codec(Score)),
     "emergency": (slot_constructor(EmergencyEvent), model_codec(Emergency)),
 }
-"""Per channel: the event's constructor (positional: event, payload, old, received_at) and
-the payload's codec."""
+"""Per channel: the event's constructor (positional: event, payload, old, received_at,
+frame) and the payload's codec."""
 _KINDS: Final = {k.value: k for k in EventKind}
 _FRAME_LEVELS: Final = MAX_DEPTH + 2
 """How deep a frame may nest: a free-form value (``sentData``, an unknown key, a key of
@@ -361,7 +361,7 @@ class MMProtocol:
         except (TypeError, ValueError, KeyError) as exc:
             detail = exc.args[0] if exc.args else exc
             raise RemoteProtocolError(f"{channel} broadcast: {detail}", preview(text)) from None
-        return make(kind, model, old, now)
+        return make(kind, model, old, now, text)
 
     def _subscribed(self, msg: Mapping[str, Any]) -> None:
         sub_id = freeze(msg.get("subscriptionId", msg.get("subscription_id")))

@@ -89,6 +89,27 @@ class StateSnapshot:
     emergency: Emergency | None = None
     synced: bool = False
 
+    @classmethod
+    def of(
+        cls,
+        orders: Mapping[int, Order],
+        bets: Mapping[int, Bet],
+        accounts: Mapping[tuple[str, str], Account],
+        scores: Mapping[str, Score],
+        emergency: Emergency | None,
+        synced: bool,
+    ) -> StateSnapshot:
+        """A snapshot of these entities (``open_orders`` is computed from ``orders``)."""
+        return cls(
+            PersistentMap(orders),
+            PersistentMap({k: o for k, o in orders.items() if _is_open(o)}),
+            PersistentMap(bets),
+            PersistentMap(accounts),
+            PersistentMap(scores),
+            emergency,
+            synced,
+        )
+
 
 @attrs.frozen(slots=True)
 class RestAnswer:
@@ -174,7 +195,9 @@ _merge_score = _make_merge(Score)
 _merge_emergency = _make_merge(Emergency)
 
 
-def _account_key(account: Account) -> tuple[str, str] | None:
+def account_key(account: Account) -> tuple[str, str] | None:
+    """The key of an account in :attr:`MMState.accounts`: ``(exchange, username)``, or
+    ``None`` when it lacks either."""
     if account.exchange is None or account.username is None:
         return None
     return (account.exchange, account.username)
@@ -225,12 +248,16 @@ class MMState:
     one yourself, for example from a recording: ``state.apply(event)`` for each event.
     """
 
-    def __init__(self, *, strict: bool = False) -> None:
+    def __init__(self, *, strict: bool = False, verify: bool = True) -> None:
         self.strict = strict
         """Also check the fields an UPDATE carries without naming them in ``old``: they
         must equal the cached values. Off for one connection (a server whose ``old`` leaves
         out a changed field would cause gaps); on with ``lines=2`` or more, where a copy
         from a slower line can come after newer broadcasts and only this shows it."""
+        self.verify = verify
+        """Check continuity (and report gaps). Off for a state that follows a stream someone
+        else checked already, such as a relay's (:class:`mmws.RedisSource`): it may load a
+        snapshot slightly ahead of the stream and re-apply broadcasts it holds."""
         self._snap = StateSnapshot()
         self._orders: MapWriter[int, Order] = MapWriter()
         self._open: MapWriter[int, Order] = MapWriter()
@@ -307,7 +334,7 @@ class MMState:
         kind = type(event)
         # Continuity is checked only while synced (an unsynced state is known to be behind,
         # and a resync is on its way), and during an audit, which keeps the state synced.
-        check = self._synced and (self._held is None or self._auditing)
+        check = self._synced and (self._held is None or self._auditing) and self.verify
         if kind is OrderEvent:
             gap = self._apply_order(event, check)
         elif kind is BetEvent:
@@ -343,7 +370,7 @@ class MMState:
         when it follows on from the cache, repeats what the cache holds, carries no
         ``old`` to check (scores, the emergency switch) or continuity is not being checked
         (no resync has completed yet, or one is under way)."""
-        if not (self._synced and (self._held is None or self._auditing)):
+        if not (self._synced and (self._held is None or self._auditing) and self.verify):
             return None
         found = entity_of(event)
         if found is None:
@@ -370,6 +397,22 @@ class MMState:
             self._emergency,
             self._synced,
         )
+
+    def load(self, snapshot: StateSnapshot) -> None:
+        """Replace everything with ``snapshot`` (for example one a relay wrote) and publish
+        it; a resync under way is abandoned."""
+        self._generation += 1
+        self._held = None
+        self._auditing = False
+        self._orders = MapWriter(_persistent(snapshot.orders))
+        self._open = MapWriter(_persistent(snapshot.open_orders))
+        self._bets = MapWriter(_persistent(snapshot.bets))
+        self._accounts = MapWriter(_persistent(snapshot.accounts))
+        self._scores = MapWriter(_persistent(snapshot.scores))
+        self._emergency = snapshot.emergency
+        self._synced = snapshot.synced
+        self._dirty = True
+        self.publish()
 
     def mark_unsynced(self) -> None:
         """The connection was lost: the state may miss anything until the next resync. An
@@ -488,7 +531,7 @@ class MMState:
     def _apply_account(
         self, event: AccountEvent, check: bool, later: _Later | None = None
     ) -> GapDetected | None:
-        key = _account_key(event.payload)
+        key = account_key(event.payload)
         if key is None:
             return None  # no identity: nothing to keep it under
         return self._apply_entity(self._accounts, key, _merge_account, event, check, later)[1]
@@ -553,7 +596,7 @@ def entity_of(event: Any) -> tuple[str, Any] | None:
     if kind is BetEvent:
         return "bets", event.payload.bet_id
     if kind is AccountEvent:
-        key = _account_key(event.payload)
+        key = account_key(event.payload)
         return None if key is None else ("accounts", key)
     return None
 
@@ -564,7 +607,7 @@ def _entity_key(event: Broadcast[Any]) -> Any:
         return payload.order_id
     if type(payload) is Bet:
         return payload.bet_id
-    return _account_key(payload)
+    return account_key(payload)
 
 
 def _later_values(held: Iterable[Broadcast[Any]]) -> _Later:
@@ -718,7 +761,7 @@ def build_base(plan: FetchPlan, answer: RestAnswer) -> Base:
         bets[bet.bet_id] = bet
     accounts: MapWriter[tuple[str, str], Account] = MapWriter()
     for account in answer.accounts:
-        identity = _account_key(account)
+        identity = account_key(account)
         if identity is not None:
             accounts[identity] = account
     active = bool(answer.status.emergency_active)

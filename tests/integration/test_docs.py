@@ -67,10 +67,21 @@ CODE_PAGES = [page for page in PAGES if blocks(page)]
 
 
 def close_everything(namespace: dict[str, Any]) -> None:
-    """Close what a failed page left open, so one failure does not leak threads."""
+    """Close what a failed page left open, so one failure does not leak threads or a
+    redis-server."""
+    from mmws.redis import RedisRelay, RedisSource
+    from mmws.testing import RedisServer
+
     values = list(namespace.values())
+    for kind in (RedisRelay, RedisSource):
+        for value in values:
+            if isinstance(value, kind):
+                value.close()
     for value in values:
         if isinstance(value, StreamClient):
+            value.close()
+    for value in values:
+        if isinstance(value, RedisServer):
             value.close()
     for value in values:
         if isinstance(value, Simulator):

@@ -308,9 +308,9 @@ def test_slot_constructor_builds_what_the_class_builds_and_it_stays_frozen() -> 
     order = Order(7, order_status=OrderStatus.PLACED)
     old = FrozenMap({"order_status": OrderStatus.PENDING_PLACEMENT})
     make = slot_constructor(OrderEvent)
-    built = make(EventKind.UPDATE, order, old, 12.5)
+    built = make(EventKind.UPDATE, order, old, 12.5, "{}")
     assert built == OrderEvent(EventKind.UPDATE, order, old, 12.5)
-    assert built.received_at == 12.5 and type(built) is OrderEvent
+    assert built.received_at == 12.5 and type(built) is OrderEvent and built.frame == "{}"
     assert hash(built) == hash(OrderEvent(EventKind.UPDATE, order, old, 0.0))  # eq=False field
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         built.payload = order  # type: ignore[misc]

@@ -1,0 +1,820 @@
+"""Relay one client's typed stream to many processes and hosts through Redis Streams.
+
+Needs the optional extra ``mmws[redis]`` (the ``redis`` package)::
+
+    relay = mmws.RedisRelay(client, url="redis://127.0.0.1:6379/0", stream="mmws:mm")
+    relay.start()                      # the relay is now the client's consumer
+    ...
+    src = mmws.RedisSource("redis://127.0.0.1:6379/0", stream="mmws:mm")
+    event = src.get(timeout=1.0)       # the same typed events, decoded by the same core
+
+:class:`RedisRelay` publishes every event the client delivers, lifecycle events included,
+as one stream entry each: the raw wire frame of a broadcast, or the event as tagged JSON,
+plus an envelope (see :mod:`mmws._relaywire`). It never blocks the client: a pump thread
+takes events from the client's queue into a bounded buffer, a publisher thread writes the
+buffer to Redis in batches and retries with backoff while Redis is unreachable. When the
+buffer overflows, the events that did not fit are counted and the stream gets a
+:class:`RelayLoss` in their place.
+
+:class:`RedisSource` reads the stream: with an independent cursor (every reader sees every
+entry) or in a consumer group (entries shared, acknowledged, an unacknowledged entry of a
+dead consumer claimed by a live one). With ``state=True`` it starts from the relay's last
+state snapshot and keeps ``src.state`` equal to the relay's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Final
+
+import attrs
+
+try:
+    import redis as _redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError as exc:  # pragma: no cover - the extra is installed wherever tests run
+    raise ImportError(
+        'mmws.redis needs the redis package: install mmws with the extra "mmws[redis]"'
+    ) from exc
+
+from mmws._backoff import Backoff
+from mmws._delivery import EventQueue
+from mmws._relaywire import (
+    EntryDecoder,
+    Numbering,
+    RelayLoss,
+    decode_snapshot,
+    encode_entry,
+    encode_snapshot,
+)
+from mmws._secret import Secret
+from mmws.errors import ConfigError, ConnectError, MmwsError
+from mmws.lifecycle import Disconnected
+from mmws.mm.client import MMClient
+from mmws.mm.events import GapDetected, Resynced
+from mmws.mm.state import MMState, StateSnapshot
+
+__all__ = ["Entry", "RedisRelay", "RedisSource", "RelayLoss"]
+
+log = logging.getLogger("mmws.redis")
+
+DEFAULT_URL: Final = "redis://127.0.0.1:6379/0"
+_STOP: Final = object()  # put into the client's queue by close(): the pump's last item
+_ID: Final = re.compile(r"\d{1,20}(-\d{1,20})?")
+_KEEP: Final = 1024  # entries remembered after delivery, for entry() without a group
+
+# One atomic step per batch: the entries, and the state snapshot stamped with the id of
+# the entry it covers (readers never see one without the other).
+_PUBLISH: Final = """
+local ids = {}
+local i = 3
+for e = 1, tonumber(ARGV[2]) do
+  local n = tonumber(ARGV[i]); i = i + 1
+  local args = {KEYS[1], 'MAXLEN', '~', ARGV[1], '*'}
+  for j = 0, n - 1 do args[#args + 1] = ARGV[i + j] end
+  i = i + n
+  ids[e] = redis.call('XADD', unpack(args))
+end
+if ARGV[i] then
+  redis.call('HSET', KEYS[2], 'id', ids[tonumber(ARGV[i])], 'state', ARGV[i + 1],
+             'run', ARGV[i + 2], 'n', ARGV[i + 3])
+end
+return ids
+"""
+
+
+def _shown(url: str) -> str:
+    """The URL without its password: ``redis://user:***@host``, ``?password=***``."""
+    scheme, sep, rest = url.partition("//")
+    head, question, query = rest.partition("?")
+    at = head.rfind("@")  # a password may hold a raw '@' or '/'
+    if sep and at >= 0 and ":" in head[:at]:
+        head = head[:at].partition(":")[0] + ":***" + head[at:]
+    rest = head + question + query
+    return re.sub(r"(?i)((?:^|[?&;])password=)[^&;#]*", r"\1***", scheme + sep + rest)
+
+
+def _connect(url: Secret, timeout: float) -> Any:  # redis-py's own types are loose
+    try:
+        return _redis.Redis.from_url(
+            url.reveal(),
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),  # mmws retries itself, with its own backoff
+        )
+    except ValueError as exc:
+        raise ConfigError(f"not a Redis URL: {_shown(url.reveal())!r} ({exc})") from None
+
+
+def _check_positive(name: str, value: Any, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
+
+
+def _check_stream(stream: Any) -> str:
+    if not isinstance(stream, str) or not stream:
+        raise ConfigError(f"stream must be a non-empty string, got {stream!r}")
+    return stream
+
+
+def _id_key(entry_id: bytes | str) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _redis_error(exc: BaseException, url: str) -> str:
+    return f"{type(exc).__name__}: {exc} ({url})"
+
+
+class _Loss:
+    """Stands in the relay's buffer for events that will never reach the stream."""
+
+    __slots__ = ("count", "reason")
+
+    def __init__(self, reason: str = "buffer", count: int = 0) -> None:
+        self.reason = reason
+        self.count = count
+
+
+# -- the relay ----------------------------------------------------------------------------
+
+
+class RedisRelay:
+    """Publish every event of ``client`` into the Redis stream ``stream``.
+
+    The relay becomes the client's consumer: do not also call ``client.get()``. Each event
+    is one entry; the stream is trimmed to about ``maxlen`` entries (``XADD MAXLEN ~``).
+    With ``MMClient(..., state=True)`` the relay also writes a state snapshot (the hash
+    ``"{stream}:state"``) with the first entry, with every ``Resynced`` and
+    :class:`RelayLoss`, and every ``snapshot_interval`` seconds while the state changes.
+
+    While Redis is unreachable the relay holds up to ``buffer`` events and retries with
+    backoff (``backoff_base`` to ``backoff_cap`` seconds); what does not fit is counted in
+    :attr:`dropped` and announced in the stream by a :class:`RelayLoss`. ``batch`` events go
+    in one round trip at most; ``timeout`` bounds each one.
+
+    ``start()`` starts it (or use it as a context manager); ``close()`` publishes what the
+    client queued before the call, waits up to ``timeout`` seconds for Redis to take it, and
+    stops. It does not close the client.
+    """
+
+    def __init__(
+        self,
+        client: MMClient,
+        url: str = DEFAULT_URL,
+        stream: str = "mmws:mm",
+        maxlen: int = 1_000_000,
+        *,
+        buffer: int = 100_000,
+        batch: int = 500,
+        snapshot_interval: float = 5.0,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 5.0,
+        timeout: float = 5.0,
+    ) -> None:
+        if not isinstance(client, MMClient):
+            raise ConfigError(f"RedisRelay relays an MMClient, got {type(client).__name__}")
+        if client._on_event is not None:
+            raise ConfigError(
+                "this client delivers to on_event: the relay must be its only consumer"
+            )
+        self.stream = _check_stream(stream)
+        _check_positive("maxlen", maxlen, integer=True)
+        _check_positive("buffer", buffer, integer=True)
+        _check_positive("batch", batch, integer=True)
+        _check_positive("snapshot_interval", snapshot_interval)
+        _check_positive("timeout", timeout)
+        self._backoff = Backoff(backoff_base, backoff_cap)
+        self._url = Secret(url) if isinstance(url, str) else None
+        if self._url is None:
+            raise ConfigError(f"url must be a string, got {type(url).__name__}")
+        self.url = _shown(url)
+        """The Redis URL, its password hidden."""
+        self.maxlen = maxlen
+        self._client = client
+        try:
+            self._state: MMState | None = client.state
+        except ConfigError:
+            self._state = None  # a client without state=True: no snapshots
+        self._buffer_max = buffer
+        self._batch = batch
+        self._snapshot_interval = snapshot_interval
+        self._timeout = timeout
+        self._redis: Any = _connect(self._url, timeout)
+        self._script = self._redis.register_script(_PUBLISH)
+        self._run = secrets.token_hex(8)
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._buffer: deque[Any] = deque()
+        self._held = 0  # events in the buffer (its loss markers are not events)
+        self._inflight = 0  # events in the batch being written
+        self._stopping = False
+        self._closed = False
+        self._abandon = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._last_snapshot: StateSnapshot | None = None
+        self._last_snapshot_at = -1e18
+        self._number = 0
+        self.published = 0
+        """Events written to the stream."""
+        self.dropped = 0
+        """Events that never reached the stream (the buffer was full, or Redis was still
+        unreachable when ``close()`` gave up)."""
+        self.last_id: str | None = None
+        """The stream id of the last entry written."""
+        self.last_error: str | None = None
+        """The last Redis error, if any (the URL's password hidden)."""
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        """Events taken from the client and not yet written (at most ``buffer``)."""
+        return self._held + self._inflight
+
+    def start(self) -> RedisRelay:
+        """Start relaying (the pump and publisher threads)."""
+        if self._threads:
+            raise ConfigError("this relay was started already")
+        for name, target in (("pump", self._pump), ("publish", self._publish_loop)):
+            thread = threading.Thread(target=target, name=f"mmws-relay-{name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return self
+
+    def close(self, timeout: float | None = None) -> None:
+        """Publish what the client queued before this call and stop (within ``timeout``
+        seconds, the relay's ``timeout`` by default). Events Redis did not take by then
+        are counted in :attr:`dropped` and logged."""
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
+        if self._threads:
+            pump, publisher = self._threads
+            self._client.queue.put_control(_STOP)
+            pump.join(max(0.0, deadline - time.monotonic()))
+            with self._lock:
+                self._stopping = True
+                self._ready.notify_all()
+            publisher.join(max(0.0, deadline - time.monotonic()))
+            if publisher.is_alive() or pump.is_alive():
+                self._abandon.set()
+                with self._lock:
+                    self._ready.notify_all()
+                publisher.join(1.0)
+        self._redis.close()
+
+    def __enter__(self) -> RedisRelay:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<RedisRelay {self.stream!r} on {self.url} published={self.published} "
+            f"buffered={self.buffered} dropped={self.dropped}>"
+        )
+
+    # -- the pump: the client's queue -> the buffer (never waits for Redis) ----------------
+
+    def _pump(self) -> None:
+        get = self._client.queue.get
+        while True:
+            try:
+                event = get()
+            except MmwsError:
+                break  # the client closed and its last event (Closed) was taken
+            if event is _STOP:
+                break
+            snapshot = self._snapshot_for(event) if self._state is not None else None
+            with self._lock:
+                buffer = self._buffer
+                if self._held + self._inflight < self._buffer_max:
+                    buffer.append((event, snapshot))
+                    self._held += 1
+                else:
+                    tail = buffer[-1] if buffer else None
+                    if not (isinstance(tail, _Loss) and tail.reason == "buffer"):
+                        buffer.append(_Loss())
+                    buffer[-1].count += 1
+                    self.dropped += 1
+                self._ready.notify()
+
+    def _snapshot_for(self, event: Any) -> StateSnapshot | None:
+        """The state to write with ``event``, if it is time for one. The client applied
+        ``event`` before queueing it, so the state includes it (and maybe newer ones)."""
+        assert self._state is not None
+        snapshot = self._state.snapshot()
+        now = time.monotonic()
+        due = (
+            type(event) is Resynced
+            or self._last_snapshot is None
+            or (
+                now - self._last_snapshot_at >= self._snapshot_interval
+                and snapshot is not self._last_snapshot
+            )
+        )
+        if not due:
+            return None
+        self._last_snapshot, self._last_snapshot_at = snapshot, now
+        return snapshot
+
+    # -- the publisher: the buffer -> Redis, in order, retried -----------------------------
+
+    def _publish_loop(self) -> None:
+        batch: list[Any] | None = None
+        while True:
+            if batch is None:
+                with self._lock:
+                    while not self._buffer and not self._stopping and not self._abandon.is_set():
+                        self._ready.wait()
+                    if not self._buffer:
+                        return
+                    items = [
+                        self._buffer.popleft()
+                        for _ in range(min(self._batch, len(self._buffer)))
+                    ]
+                    self._inflight = sum(1 for item in items if not isinstance(item, _Loss))
+                    self._held -= self._inflight
+                try:
+                    batch = self._encode(items)
+                except Exception:  # a bug, not Redis: never a silent stop, never a silent loss
+                    log.exception("relay to %s: %d events could not be encoded", self.url,
+                                  self._inflight)  # fmt: skip
+                    self._lost(self._inflight)
+                    continue
+            if self._abandon.is_set():
+                self._give_up(batch)
+                return
+            try:
+                ids = self._script(keys=[self.stream, f"{self.stream}:state"], args=batch[0])
+            except _redis.RedisError as exc:
+                self._failed(exc)
+                continue
+            except Exception:  # not Redis's doing: a retry would fail the same way
+                log.exception("relay to %s: a batch of %d events failed", self.url, batch[1])
+                self._number -= batch[2]  # the stream never got these numbers
+                self._lost(batch[1])
+                batch = None
+                continue
+            with self._lock:
+                self.published += batch[1]
+                self._inflight = 0
+            self.last_id = ids[-1].decode() if isinstance(ids[-1], bytes) else str(ids[-1])
+            self._backoff.reset()
+            if self.last_error is not None:
+                log.warning("relay to %s: Redis takes entries again", self.url)
+                self.last_error = None
+            batch = None
+
+    def _lost(self, count: int) -> None:
+        """``count`` events of the batch in hand are lost: counted, and told in the stream."""
+        with self._lock:
+            self.dropped += count
+            self._inflight = 0
+            if count:
+                self._buffer.appendleft(_Loss("error", count))
+
+    def _encode(self, items: Iterable[Any]) -> list[Any]:
+        """The script's arguments for ``items``, how many events and entries they hold."""
+        entries: list[dict[str, str | bytes]] = []
+        snapshot: StateSnapshot | None = None
+        at = 0
+        events = 0
+        number = self._number
+        for item in items:
+            if isinstance(item, _Loss):
+                event: Any = RelayLoss(item.count, item.reason)
+                snap = self._state.snapshot() if self._state is not None else None
+                log.error("relay to %s: %d events lost (%s)", self.url, item.count, item.reason)
+            else:
+                event, snap = item
+                events += 1
+            number += 1
+            entries.append(encode_entry(event, number, self._run, snapshot=snap is not None))
+            if snap is not None:
+                snapshot, at = snap, len(entries)
+        args: list[Any] = [self.maxlen, len(entries)]
+        for fields in entries:
+            args.append(2 * len(fields))
+            for key, value in fields.items():
+                args.extend((key, value))
+        if snapshot is not None:
+            covered = number - len(entries) + at  # the relay's number of entry ``at``
+            args.extend((at, encode_snapshot(snapshot), self._run, covered))
+        self._number = number
+        return [args, events, len(entries)]
+
+    def _failed(self, exc: BaseException) -> None:
+        text = _redis_error(exc, self.url)
+        if self.last_error is None:
+            log.warning("relay to %s: %s; retrying with backoff", self.url, text)
+        self.last_error = text
+        self._abandon.wait(self._backoff.next_delay())
+
+    def _give_up(self, batch: list[Any]) -> None:
+        with self._lock:
+            rest, self._held, self._inflight = self._held, 0, 0
+            self._buffer.clear()
+        lost = batch[1] + rest
+        self.dropped += lost
+        if lost:
+            log.error(
+                "relay to %s closed while Redis was unreachable: %d events not published",
+                self.url, lost,
+            )  # fmt: skip
+
+
+# -- the source ---------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Entry:
+    """Where an event came from: its stream ``id``, whether it was ``redelivered`` (read
+    before by a consumer of the group that did not acknowledge it), the relay's ``number``
+    and ``run`` (see :mod:`mmws._relaywire`) and the ``line`` it names."""
+
+    id: str
+    redelivered: bool = False
+    number: int | None = None
+    run: str = ""
+    line: int | None = None
+
+
+class RedisSource:
+    """Read a relay's stream: the same typed events, decoded by the same protocol core.
+
+    ``group=None``: an independent cursor; every reader sees every entry, from ``start``:
+    ``"$"`` (what is added from now on), ``"0"`` (the whole stream) or an entry id. A reader
+    that falls more than the stream's ``maxlen`` behind gets a :class:`RelayLoss` for what
+    was trimmed before it could read it.
+
+    ``group="risk"``: the entries are shared among the group's consumers (created at
+    ``start`` if the group is new). Each is delivered at least once: :meth:`ack` it when
+    done; an entry left unacknowledged for ``claim_idle`` seconds by a consumer that stopped
+    is claimed by a live one and delivered again, marked ``entry(event).redelivered``.
+
+    ``state=True`` (independent cursor only): start from the relay's last state snapshot,
+    and keep :attr:`state` equal to the relay's as the stream goes on.
+
+    Events are read ahead by a thread into a queue of ``maxsize``; ``get()`` takes them.
+    Idle, the thread wakes every ``block`` seconds. ``close()`` ends it at once.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        stream: str = "mmws:mm",
+        group: str | None = None,
+        consumer: str | None = None,
+        start: str = "$",
+        *,
+        state: bool = False,
+        claim_idle: float = 30.0,
+        maxsize: int = 10_000,
+        count: int = 500,
+        block: float = 1.0,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 5.0,
+        timeout: float = 5.0,
+    ) -> None:
+        if not isinstance(url, str):
+            raise ConfigError(f"url must be a string, got {type(url).__name__}")
+        self.stream = _check_stream(stream)
+        if group is not None and (not isinstance(group, str) or not group):
+            raise ConfigError(f"group must be a non-empty string or None, got {group!r}")
+        if consumer is not None and (not isinstance(consumer, str) or not consumer):
+            raise ConfigError(f"consumer must be a non-empty string or None, got {consumer!r}")
+        if consumer is not None and group is None:
+            raise ConfigError("consumer names a consumer of a group: give group= too")
+        if not isinstance(start, str) or not (start in ("$", "0") or _ID.fullmatch(start)):
+            raise ConfigError(f"start must be '$', '0' or a stream id like '1700000000000-0', "
+                              f"got {start!r}")  # fmt: skip
+        if state and group is not None:
+            raise ConfigError("state=True needs every entry: it cannot be used with a group")
+        if state and start != "$":
+            raise ConfigError("state=True starts from the relay's snapshot: leave start out")
+        _check_positive("claim_idle", claim_idle)
+        _check_positive("maxsize", maxsize, integer=True)
+        _check_positive("count", count, integer=True)
+        _check_positive("block", block)
+        _check_positive("timeout", timeout)
+        if not block < timeout:
+            raise ConfigError(f"block ({block}) must be shorter than timeout ({timeout})")
+        self.url = _shown(url)
+        """The Redis URL, its password hidden."""
+        self.group = group
+        self.consumer = consumer or (
+            f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}" if group else None
+        )
+        """This reader's name in the group (made up from host and process when not given)."""
+        self._backoff = Backoff(backoff_base, backoff_cap)
+        self._claim_idle = claim_idle
+        self._count = count
+        self._block_ms = max(1, int(block * 1000))
+        self._redis: Any = _connect(Secret(url), timeout)
+        self._queue = EventQueue(maxsize)
+        self._decoder = EntryDecoder()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._outstanding: OrderedDict[int, tuple[Any, Entry]] = OrderedDict()
+        self._queued: set[str] = set()  # group: ids read and not yet acknowledged
+        self._touch_at = 0.0
+        self._numbering = Numbering(whole=start == "0")  # whole: a trimmed start is lost too
+        self._need_snapshot = False
+        self.state: MMState | None = MMState(verify=False) if state else None
+        """With ``state=True``: the relay's state, as of the last event taken from the
+        stream (it includes every event ``get()`` returned so far)."""
+        self.last_id: str | None = None
+        """The stream id of the last event ``get()`` returned: pass it as ``start`` to
+        resume there later."""
+        self.last_error: str | None = None
+        try:
+            self._position = self._begin(start)
+        except _redis.RedisError as exc:
+            self._redis.close()
+            raise ConnectError(f"cannot reach Redis: {_redis_error(exc, self.url)}") from None
+        self._thread = threading.Thread(target=self._read_loop, name="mmws-source", daemon=True)
+        self._thread.start()
+
+    # -- public ------------------------------------------------------------------------------
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The next event, waiting up to ``timeout`` seconds (forever if ``None``). Raises
+        ``queue.Empty`` on timeout; after :meth:`close`, once drained, ``ClientClosed``."""
+        event = self._queue.get(True, timeout)
+        if self.group is not None:
+            try:
+                self._touch()
+            except _redis.RedisError:
+                pass  # Redis away: the reader thread reports it and retries
+        with self._lock:
+            found = self._outstanding.get(id(event))
+            if found is not None:
+                self.last_id = found[1].id
+        return event
+
+    def __iter__(self) -> Iterator[Any]:
+        """Every event, blocking; ends after :meth:`close`."""
+        while True:
+            try:
+                yield self.get()
+            except MmwsError:
+                return
+
+    def entry(self, event: Any) -> Entry:
+        """Where ``event`` came from (an event this source delivered: with a group, until
+        it is acknowledged; without, one of the last ones)."""
+        with self._lock:
+            found = self._outstanding.get(id(event))
+        if found is None or found[0] is not event:
+            raise ConfigError("not an event this source holds (acknowledged already?)")
+        return found[1]
+
+    def ack(self, *events: Any) -> None:
+        """Acknowledge ``events`` (with a group): they will not be delivered again."""
+        if self.group is None:
+            raise ConfigError("ack() acknowledges entries of a group: create with group=")
+        ids = [self.entry(event).id for event in events]
+        if not ids:
+            return
+        try:
+            self._redis.xack(self.stream, self.group, *ids)
+        except _redis.RedisError as exc:
+            raise ConnectError(f"acknowledge failed: {_redis_error(exc, self.url)}") from None
+        with self._lock:
+            for event in events:
+                self._outstanding.pop(id(event), None)
+            self._queued.difference_update(ids)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop reading; ``get()`` still returns what was read, then raises
+        ``ClientClosed``. Unacknowledged entries of a group stay pending for others."""
+        self._stop.set()
+        self._queue.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            # Cutting the connection wakes a blocked read at once. Again if the reader
+            # began a read just after the stop was set (it sees the stop after that read).
+            self._redis.connection_pool.disconnect()
+            self._thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
+            if not self._thread.is_alive() or time.monotonic() >= deadline:
+                break
+        self._redis.close()
+
+    def __enter__(self) -> RedisSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        who = f" group={self.group!r} consumer={self.consumer!r}" if self.group else ""
+        return f"<RedisSource {self.stream!r} on {self.url}{who} last_id={self.last_id}>"
+
+    # -- the reader thread -----------------------------------------------------------------
+
+    def _begin(self, start: str) -> str:
+        """Where reading starts (Redis is asked now, so ``"$"`` means "from this call")."""
+        r = self._redis
+        if self.group is not None:
+            try:
+                r.xgroup_create(self.stream, self.group, id=start, mkstream=True)
+            except _redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            return "0"  # first this consumer's own pending entries, then new ones
+        if self.state is not None:
+            saved = r.hgetall(f"{self.stream}:state")
+            if saved:
+                self._load(saved)
+                run, number = _text(saved.get(b"run", b"")), saved.get(b"n")
+                if number is not None and run:  # reading starts after the snapshot's entry
+                    self._numbering.run, self._numbering.number = run, int(number)
+                return _text(saved[b"id"])
+            self._need_snapshot = True
+            self._numbering.whole = True
+            return "0-0"
+        if start == "$":
+            last = r.xrevrange(self.stream, count=1)
+            return _text(last[0][0]) if last else "0-0"
+        return "0-0" if start == "0" else start
+
+    def _read_loop(self) -> None:
+        claim_at = time.monotonic() + self._claim_idle / 2
+        while not self._stop.is_set():
+            try:
+                if self.group is None:
+                    events = self._read_independent()
+                else:
+                    events = self._read_group()
+                    self._touch()
+                    if time.monotonic() >= claim_at:
+                        events.extend(self._claim())
+                        claim_at = time.monotonic() + self._claim_idle / 2
+            except Exception as exc:
+                if self._stop.is_set():
+                    return  # close() cut the connection under a blocked read
+                if not isinstance(exc, _redis.RedisError):
+                    # Never a silent stop: get() raises this once the queue is drained.
+                    log.exception("mmws-source failed")
+                    self._queue.close(MmwsError(f"internal error in mmws-source: {exc!r}"))
+                    return
+                self._failed(exc)
+                continue
+            if self.last_error is not None:
+                log.warning("source %s: Redis answers again", self.url)
+                self.last_error = None
+            self._backoff.reset()
+            if events and not self._queue.put_many(events):
+                return
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, _redis.ResponseError) and "NOGROUP" in str(exc) and self.group:
+            # Redis restarted empty: the group is gone; read the new stream from its start
+            try:
+                self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+                return
+            except _redis.RedisError as again:
+                exc = again
+        text = _redis_error(exc, self.url)
+        if self.last_error is None:
+            log.warning("source %s: %s; retrying with backoff", self.url, text)
+        self.last_error = text
+        self._stop.wait(self._backoff.next_delay())
+
+    def _read_independent(self) -> list[Any]:
+        reply = self._redis.xread(
+            {self.stream: self._position}, count=self._count, block=self._block_ms
+        )
+        events: list[Any] = []
+        for _, entries in reply or ():
+            for entry_id, fields in entries:
+                self._position = _text(entry_id)
+                events.extend(self._take(self._position, fields, False))
+        return events
+
+    def _read_group(self) -> list[Any]:
+        pending = self._position == "0"
+        reply = self._redis.xreadgroup(
+            self.group, self.consumer, {self.stream: self._position},
+            count=self._count, block=None if pending else self._block_ms,
+        )  # fmt: skip
+        events: list[Any] = []
+        last = ">"  # no more pending entries of this consumer: read new ones
+        for _, entries in reply or ():
+            for entry_id, fields in entries:
+                last = _text(entry_id)
+                if fields:  # a pending entry trimmed since comes without fields
+                    events.extend(self._take(last, fields, pending))
+                elif pending:
+                    self._redis.xack(self.stream, self.group, entry_id)
+        if pending:
+            self._position = last
+        return events
+
+    def _touch(self) -> None:
+        """Every ``claim_idle / 3`` seconds, reset the idle time of the entries this
+        consumer holds (read ahead into its queue, or delivered and not acknowledged): the
+        entries of a live consumer are not claimed, however far behind it is; only those
+        of one that stopped (or stopped calling ``get()``). Called by the reader thread and
+        by ``get()``, since the reader waits while the queue is full."""
+        now = time.monotonic()
+        with self._lock:
+            if now < self._touch_at:
+                return
+            self._touch_at = now + self._claim_idle / 3
+            held = list(self._queued)
+        for start in range(0, len(held), 1000):
+            self._redis.xclaim(
+                self.stream, self.group, self.consumer, 0, held[start : start + 1000],
+                justid=True,
+            )  # fmt: skip
+
+    def _claim(self) -> list[Any]:
+        """Entries a consumer of the group left unacknowledged for ``claim_idle``."""
+        events: list[Any] = []
+        cursor = "0-0"
+        while True:
+            reply = self._redis.xautoclaim(
+                self.stream, self.group, self.consumer,
+                min_idle_time=int(self._claim_idle * 1000), start_id=cursor, count=self._count,
+            )  # fmt: skip
+            cursor = _text(reply[0])
+            for entry_id, fields in reply[1]:
+                text = _text(entry_id)
+                with self._lock:
+                    mine = text in self._queued
+                if fields and not mine:
+                    events.extend(self._take(text, fields, True))
+            if cursor == "0-0" or not reply[1]:
+                return events
+
+    def _take(self, entry_id: str, fields: Mapping[Any, Any], redelivered: bool) -> list[Any]:
+        """The events of one entry: the event itself, after a :class:`RelayLoss` for the
+        entries a gap in the relay's numbering shows were trimmed (independent cursor);
+        a repeat of an entry already read is skipped."""
+        event, envelope = self._decoder.decode(fields)
+        out: list[Any] = []
+        if self.group is None and envelope.number is not None:
+            missing = self._numbering.check(envelope.run, envelope.number)
+            if missing is None:
+                return out  # the relay wrote it twice (a batch retried after a lost answer)
+            if missing:
+                out.append(RelayLoss(missing, "trimmed"))
+                self._follow(out[-1], entry_id, envelope.snapshot)
+        self._follow(event, entry_id, envelope.snapshot)
+        info = Entry(entry_id, redelivered, envelope.number, envelope.run, envelope.line)
+        with self._lock:
+            self._outstanding[id(event)] = (event, info)
+            if self.group is not None:
+                self._queued.add(entry_id)
+            else:
+                while len(self._outstanding) > _KEEP + self._queue.maxsize:
+                    self._outstanding.popitem(last=False)
+        out.append(event)
+        return out
+
+    def _follow(self, event: Any, entry_id: str, snapshot: bool) -> None:
+        """Keep :attr:`state` with the stream (before the event is queued)."""
+        state = self.state
+        if state is None:
+            return
+        kind = type(event)
+        if kind in (Disconnected, GapDetected, RelayLoss) and getattr(event, "line", None) is None:
+            state.mark_unsynced()
+            self._need_snapshot = True
+        elif kind is Resynced:
+            self._need_snapshot = True
+        else:
+            state.apply(event)
+            state.publish()
+        if self._need_snapshot and (snapshot or kind is RelayLoss):
+            saved = self._redis.hgetall(f"{self.stream}:state")
+            if saved and _id_key(saved[b"id"]) >= _id_key(entry_id):
+                self._load(saved)
+
+    def _load(self, saved: Mapping[bytes, bytes]) -> None:
+        assert self.state is not None
+        snapshot = decode_snapshot(saved[b"state"])
+        self.state.load(snapshot)
+        self._need_snapshot = False
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
