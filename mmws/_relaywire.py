@@ -26,7 +26,7 @@ of mmws listed here are built; anything else is kept as plain data.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any, Final
@@ -289,7 +289,11 @@ class EntryDecoder:
     def decode(self, fields: Mapping[Any, Any]) -> tuple[Any, Envelope]:
         """The event of one entry and its envelope; an entry that cannot be decoded is a
         :class:`~mmws.MalformedFrame` (the stream goes on)."""
-        get = {_text(k): v for k, v in fields.items()}.get
+        get: Callable[..., Any]
+        if all(type(k) is bytes for k in fields):  # as redis-py hands them back: no copy
+            get = _BytesKeys(fields).get
+        else:
+            get = {_text(k): v for k, v in fields.items()}.get
         envelope = Envelope(
             _int(get("n")),
             _text(get("r", "")),
@@ -319,6 +323,18 @@ class EntryDecoder:
         if len(found) != 1:
             raise RemoteProtocolError(f"relay entry: the frame gave {len(found)} events, not 1")
         return found[0]
+
+
+class _BytesKeys:
+    """``get`` by ``str`` name on a mapping with ``bytes`` keys."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: Mapping[bytes, Any]) -> None:
+        self._fields = fields
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._fields.get(name.encode(), default)
 
 
 def _int(value: Any) -> int | None:

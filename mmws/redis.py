@@ -103,9 +103,9 @@ def _shown(url: str) -> str:
     return re.sub(r"(?i)((?:^|[?&;])password=)[^&;#]*", r"\1***", scheme + sep + rest)
 
 
-def _connect(url: Secret, timeout: float) -> Any:  # redis-py's own types are loose
+def _connect(url: Secret, timeout: float, single: bool = False) -> Any:  # loose types
     try:
-        return _redis.Redis.from_url(
+        pool = _redis.ConnectionPool.from_url(
             url.reveal(),
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
@@ -113,6 +113,7 @@ def _connect(url: Secret, timeout: float) -> Any:  # redis-py's own types are lo
         )
     except ValueError as exc:
         raise ConfigError(f"not a Redis URL: {_shown(url.reveal())!r} ({exc})") from None
+    return _redis.Redis(connection_pool=pool, single_connection_client=single)
 
 
 def _check_positive(name: str, value: Any, integer: bool = False) -> None:
@@ -370,6 +371,7 @@ class RedisRelay:
                 self._number -= batch[2]  # the stream never got these numbers
                 self._lost(batch[1])
                 batch = None
+                self._abandon.wait(self._backoff.next_delay())  # no busy loop on a bug
                 continue
             with self._lock:
                 self.published += batch[1]
@@ -527,6 +529,9 @@ class RedisSource:
         self._count = count
         self._block_ms = max(1, int(block * 1000))
         self._redis: Any = _connect(Secret(url), timeout)
+        # The blocking reads go through a connection of their own, which close() can cut
+        # under a blocked read without touching what another thread uses (made below).
+        self._reader: Any = None
         self._queue = EventQueue(maxsize)
         self._decoder = EntryDecoder()
         self._stop = threading.Event()
@@ -535,6 +540,7 @@ class RedisSource:
         self._queued: set[str] = set()  # group: ids read and not yet acknowledged
         self._touch_at = 0.0
         self._numbering = Numbering(whole=start == "0")  # whole: a trimmed start is lost too
+        self._lost_at_start = False
         self._need_snapshot = False
         self.state: MMState | None = MMState(verify=False) if state else None
         """With ``state=True``: the relay's state, as of the last event taken from the
@@ -545,6 +551,7 @@ class RedisSource:
         self.last_error: str | None = None
         try:
             self._position = self._begin(start)
+            self._reader = _connect(Secret(url), timeout, single=True)  # connects now
         except _redis.RedisError as exc:
             self._redis.close()
             raise ConnectError(f"cannot reach Redis: {_redis_error(exc, self.url)}") from None
@@ -608,12 +615,19 @@ class RedisSource:
         self._queue.close()
         deadline = time.monotonic() + timeout
         while True:
-            # Cutting the connection wakes a blocked read at once. Again if the reader
-            # began a read just after the stop was set (it sees the stop after that read).
-            self._redis.connection_pool.disconnect()
+            # Shutting the reader's socket down wakes a blocked read at once; again if the
+            # reader began a read just after the stop was set. Only the reader thread
+            # closes it (redis-py's connections are not made to be closed from two threads).
+            sock = getattr(getattr(self._reader, "connection", None), "_sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # closed by the reader meanwhile
             self._thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
             if not self._thread.is_alive() or time.monotonic() >= deadline:
                 break
+        self._reader.close()
         self._redis.close()
 
     def __enter__(self) -> RedisSource:
@@ -651,8 +665,24 @@ class RedisSource:
             return "0-0"
         if start == "$":
             last = r.xrevrange(self.stream, count=1)
+            if last:
+                self._resume_at(last[0][1])
             return _text(last[0][0]) if last else "0-0"
-        return "0-0" if start == "0" else start
+        if start == "0":
+            return "0-0"
+        found = r.xrange(self.stream, min=start, max=start)
+        if found:
+            self._resume_at(found[0][1])  # the relay's number there: losses after it show
+        elif r.xrange(self.stream, max=start, count=1) == [] and r.xlen(self.stream):
+            # the entry and everything before it were trimmed: entries after it may be too
+            self._lost_at_start = True
+        return start
+
+    def _resume_at(self, fields: Any) -> None:
+        """Reading goes on after the entry of ``fields``: continue the relay's numbering."""
+        _, envelope = self._decoder.decode(_fields(fields))
+        if envelope.number is not None:
+            self._numbering.run, self._numbering.number = envelope.run, envelope.number
 
     def _read_loop(self) -> None:
         claim_at = time.monotonic() + self._claim_idle / 2
@@ -698,31 +728,33 @@ class RedisSource:
         self._stop.wait(self._backoff.next_delay())
 
     def _read_independent(self) -> list[Any]:
-        reply = self._redis.xread(
+        reply = self._reader.xread(
             {self.stream: self._position}, count=self._count, block=self._block_ms
         )
         events: list[Any] = []
-        for _, entries in reply or ():
-            for entry_id, fields in entries:
-                self._position = _text(entry_id)
-                events.extend(self._take(self._position, fields, False))
+        for entry_id, fields in _entries(reply):
+            self._position = _text(entry_id)
+            if self._lost_at_start:  # how many is unknown: the entry to count from is gone
+                self._lost_at_start = False
+                events.append(RelayLoss(1, "trimmed"))
+                self._follow(events[-1], self._position, False)
+            events.extend(self._take(self._position, fields, False))
         return events
 
     def _read_group(self) -> list[Any]:
         pending = self._position == "0"
-        reply = self._redis.xreadgroup(
+        reply = self._reader.xreadgroup(
             self.group, self.consumer, {self.stream: self._position},
             count=self._count, block=None if pending else self._block_ms,
         )  # fmt: skip
         events: list[Any] = []
         last = ">"  # no more pending entries of this consumer: read new ones
-        for _, entries in reply or ():
-            for entry_id, fields in entries:
-                last = _text(entry_id)
-                if fields:  # a pending entry trimmed since comes without fields
-                    events.extend(self._take(last, fields, pending))
-                elif pending:
-                    self._redis.xack(self.stream, self.group, entry_id)
+        for entry_id, fields in _entries(reply):
+            last = _text(entry_id)
+            if fields:  # a pending entry trimmed since comes without fields
+                events.extend(self._take(last, fields, pending))
+            elif pending:
+                self._redis.xack(self.stream, self.group, entry_id)
         if pending:
             self._position = last
         return events
@@ -755,7 +787,7 @@ class RedisSource:
                 min_idle_time=int(self._claim_idle * 1000), start_id=cursor, count=self._count,
             )  # fmt: skip
             cursor = _text(reply[0])
-            for entry_id, fields in reply[1]:
+            for entry_id, fields in reply[1] or ():
                 text = _text(entry_id)
                 with self._lock:
                     mine = text in self._queued
@@ -768,7 +800,7 @@ class RedisSource:
         """The events of one entry: the event itself, after a :class:`RelayLoss` for the
         entries a gap in the relay's numbering shows were trimmed (independent cursor);
         a repeat of an entry already read is skipped."""
-        event, envelope = self._decoder.decode(fields)
+        event, envelope = self._decoder.decode(_fields(fields))
         out: list[Any] = []
         if self.group is None and envelope.number is not None:
             missing = self._numbering.check(envelope.run, envelope.number)
@@ -817,4 +849,21 @@ class RedisSource:
 
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _entries(reply: Any) -> list[Any]:
+    """The ``(id, fields)`` pairs of an XREAD or XREADGROUP reply of one stream, in either
+    shape redis-py gives (a list of ``[stream, entries]``, or a dict with RESP3)."""
+    if not reply:
+        return []
+    streams = reply.values() if isinstance(reply, dict) else (item[1] for item in reply)
+    return [tuple(entry) for entries in streams for entry in (entries or ())]
+
+
+def _fields(fields: Any) -> Mapping[Any, Any]:
+    """An entry's fields as a mapping (RESP3 may give a flat list)."""
+    if isinstance(fields, Mapping):
+        return fields
+    items = list(fields or ())
+    return dict(zip(items[::2], items[1::2], strict=False))
 

@@ -7,7 +7,10 @@ only when a test requests the fixture.
 
 Fixture ``mmws_sim``: a running :class:`mmws.sim.Simulator` on ``127.0.0.1``, port 0 (a free
 port), ``rate=0`` (only what the test publishes is sent), ``seed=0``. It is closed after the
-test, and every thread it started is joined. Options for one test go in a marker::
+test, and every thread it started is joined. ``mmws_sim.mm_client()`` gives a connected,
+subscribed ``MMClient`` in one line (closed with the simulator). A ``publish()`` that
+reaches no client warns (``warn_unreached=True``; under ``-W error`` the test fails at once
+instead of waiting for an event that never comes). Options for one test go in a marker::
 
     import pytest
 
@@ -41,7 +44,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisServer", "mmws_redis", "mmws_sim", "server_binary"]
 
-_DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "rate": 0.0, "seed": 0}
+_DEFAULTS: dict[str, Any] = {
+    "host": "127.0.0.1", "port": 0, "rate": 0.0, "seed": 0, "warn_unreached": True,
+}  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:

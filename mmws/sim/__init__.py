@@ -13,6 +13,7 @@ Needs the ``sim`` extra (``pip install 'mmws[sim]'``, which brings ``websockets`
 :mod:`mmws.sim.faults` (what each fault does on the wire).
 """
 
+from mmws.sim._mmdata import NotDelivered, UnreachedWarning
 from mmws.sim.scenario import FeedUpdate, MatchGenerator, MatchInfo, Scenario, ScenarioEvent
 from mmws.sim.server import (
     BurstResult,
@@ -29,10 +30,12 @@ __all__ = [
     "FeedUpdate",
     "MatchGenerator",
     "MatchInfo",
+    "NotDelivered",
     "ReceivedMessage",
     "RestRequest",
     "Scenario",
     "ScenarioEvent",
     "SimStats",
     "Simulator",
+    "UnreachedWarning",
 ]

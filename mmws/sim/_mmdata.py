@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
@@ -25,11 +26,21 @@ from mmws.sim.mm import MMServerSession, burst_frames, encode_broadcast
 from mmws.sim.scenario import ScenarioEvent
 from mmws.sim.snapshots import BurstResult
 
-__all__ = ["MMData"]
+__all__ = ["MMData", "NotDelivered", "UnreachedWarning"]
+
+
+class NotDelivered(RuntimeError):
+    """``publish(..., require=True)`` reached no client."""
+
+
+class UnreachedWarning(UserWarning):
+    """A broadcast reached no client (``Simulator(warn_unreached=True)``)."""
 
 
 class MMData(SimState):
     """The MM data part of :class:`~mmws.sim.server.Simulator` (it mixes this in)."""
+
+    warn_unreached = False
 
     # -- broadcasts -------------------------------------------------------------------------
 
@@ -40,6 +51,8 @@ class MMData(SimState):
         payload: Mapping[str, Any] | Any,
         old: Mapping[str, Any] | None = None,
         api_key: str | None = None,
+        *,
+        require: bool = False,
     ) -> int:
         """Broadcast on an MM channel; the number of connections it was queued for.
 
@@ -48,6 +61,11 @@ class MMData(SimState):
         that key's client; ``scores`` and ``emergency`` go to every subscriber. The ground
         truth (:meth:`truth`, the REST API) takes the broadcast too: a client channel without
         ``api_key`` changes every client's.
+
+        A broadcast that reaches no connection (no client has subscribed to the channel
+        yet: see :meth:`~mmws.sim.Simulator.wait_subscribed`) returns 0; with
+        ``require=True`` it raises :class:`NotDelivered` instead, and a simulator made with
+        ``warn_unreached=True`` (the ``mmws_sim`` fixture's) warns.
         """
         if channel not in CHANNELS:
             raise ConfigError(f"unknown MM channel {channel!r}")
@@ -61,7 +79,17 @@ class MMData(SimState):
             if client is None:
                 raise ConfigError("api_key is not one of the simulator's keys")
         kind = event.value if isinstance(event, Enum) else str(event)
-        return self._deliver_mm(channel, encode_broadcast(channel, kind, payload, old), client)
+        sent = self._deliver_mm(channel, encode_broadcast(channel, kind, payload, old), client)
+        if sent == 0 and (require or self.warn_unreached):
+            text = (
+                f"publish({channel!r}, {kind!r}) reached no client: no MM connection is "
+                f"subscribed to {channel!r} (connect a client first; sim.wait_subscribed() "
+                "waits for its subscription)"
+            )
+            if require:
+                raise NotDelivered(text)
+            warnings.warn(text, UnreachedWarning, stacklevel=2)
+        return sent
 
     def step(self, count: int = 1) -> list[ScenarioEvent]:
         """Generate and send the next ``count`` scenario events now (any ``rate``)."""

@@ -77,6 +77,7 @@ from types import TracebackType
 from typing import Any
 
 from mmws.errors import ConfigError
+from mmws.mm.client import MMClient
 from mmws.sim._config import SimConfig, url_host
 from mmws.sim._conn import FEED_PATHS, MM_PATH, _Conn
 from mmws.sim._http import HttpRoutes
@@ -156,6 +157,11 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
         its first 256 characters with ``truncated=True``; ``max_closed_connections``
         (1 000): closed connections kept, the latest (open ones are always kept).
 
+    Tests:
+        ``warn_unreached``: :meth:`publish` warns (:class:`~mmws.sim.UnreachedWarning`)
+        when a broadcast reaches no client: a test that publishes before its client has
+        subscribed would otherwise wait for an event that never comes.
+
     Durations (``heartbeat_interval``, ``auth_timeout``, ``feed_token_ttl``,
     ``feed_batch_interval``, ``close_timeout``, ``open_timeout``) must be finite numbers > 0
     (or None where None is allowed), rates finite and >= 0, ``port`` 0-65535; anything else
@@ -195,7 +201,9 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
         max_recorded_size: int = 64 * 1024,
         max_closed_connections: int = 1_000,
         scenario_start: datetime | None = None,
+        warn_unreached: bool = False,
     ) -> None:
+        self.warn_unreached = bool(warn_unreached)
         config = SimConfig(
             host=host,
             port=port,
@@ -252,6 +260,7 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
         self._faults = Faults()
         self._stop = threading.Event()
         self._closed = False
+        self._clients: list[MMClient] = []  # made by mm_client(): closed by close()
         self._local = threading.local()
         self._ids = itertools.count(1)
         self._sub_ids = itertools.count(1)
@@ -320,6 +329,9 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
             if self._closed:
                 return
             self._closed = True
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
         deadline = time.monotonic() + timeout
         self._stop.set()
         self._faults.resume()
@@ -472,6 +484,40 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
         connections, messages, subscriptions, frames sent) or ``timeout``; its last value."""
         with self._changed:
             return self._changed.wait_for(predicate, timeout)
+
+    def wait_subscribed(
+        self, count: int = 1, timeout: float = 5.0, *, channel: str | None = None
+    ) -> int:
+        """Wait until at least ``count`` open MM connections have subscribed (to
+        ``channel``, if given); return how many have. Raises ``TimeoutError`` saying how
+        many had after ``timeout`` seconds."""
+
+        def subscribed() -> int:
+            return sum(
+                1
+                for c in self.active_connections
+                if c.endpoint == "mm"
+                and c.subscribed
+                and (channel is None or channel in c.channels)
+            )
+
+        if not self.wait_for(lambda: subscribed() >= count, timeout):
+            what = f" to {channel!r}" if channel else ""
+            raise TimeoutError(
+                f"{subscribed()} MM connection(s) subscribed{what} within {timeout} s, "
+                f"not {count}"
+            )
+        return subscribed()
+
+    def mm_client(self, **options: Any) -> MMClient:
+        """An :class:`~mmws.MMClient` for this simulator (its key and URL), connected and
+        subscribed, closed when the simulator closes: ``client = sim.mm_client()``.
+        ``options`` go to ``MMClient`` (``channels``, ``state``, ``maxsize`` ...)."""
+        client = MMClient(self.api_key, url=self.mm_url, **options)
+        with self._lock:
+            self._clients.append(client)
+        client.connect()
+        return client
 
     # -- data -------------------------------------------------------------------------------
 

@@ -382,6 +382,31 @@ def test_a_late_joiner_with_state_ends_equal_to_the_relay(
     client.close()
 
 
+def test_a_lagging_state_reader_still_gets_every_event_after_loading_a_newer_snapshot(
+    sim: Simulator, mmws_redis: RedisServer
+) -> None:
+    client = client_for(sim, state=True, channels=["orders"])
+    fast = source(mmws_redis.url, "t11")
+    lag = source(mmws_redis.url, "t11", state=True, maxsize=1, count=1)  # falls behind
+    with relay_for(client, mmws_redis.url, "t11", snapshot_interval=0.001):
+        everything = take(fast, 1, kind=Resynced)
+        sim.drop_connections()  # Disconnected ... Resynced: the lagging reader must reload
+        everything += take(fast, 1, kind=Resynced)
+        for order_id in range(1, 51):
+            sim.publish("orders", "INSERT", {"orderId": order_id, "exchange": "betfair"})
+        everything += take(fast, 50, kind=mmws.OrderEvent)
+        client.close()
+    everything += take(fast, 1, kind=mmws.Closed)
+    got = take(lag, 1, kind=mmws.Closed)
+    # the snapshots it loaded were newer than where it read: no event was taken for a repeat
+    assert [type(e) for e in got] == [type(e) for e in everything]
+    assert [e.payload.order_id for e in got if isinstance(e, mmws.OrderEvent)] == list(
+        range(1, 51)
+    )
+    assert lag.state is not None
+    assert same_state(lag.state.snapshot(), client.state.snapshot())
+
+
 # -- trimming -------------------------------------------------------------------------------------
 
 
@@ -412,6 +437,41 @@ def test_maxlen_keeps_the_stream_bounded_and_a_reader_left_behind_is_told(
     whole.close()
     r.close()
     client.close()
+
+
+def test_resuming_from_an_id_that_was_trimmed_since_is_reported(
+    sim: Simulator, mmws_redis: RedisServer
+) -> None:
+    client = client_for(sim, channels=["orders"])
+    with relay_for(client, mmws_redis.url, "t12", maxlen=100, batch=20) as relay:
+        first = source(mmws_redis.url, "t12", start="0")
+        sim.burst(7, event="INSERT")
+        take(first, 7, kind=mmws.OrderEvent)
+        stored = first.last_id
+        first.close()
+        # still in the stream; this reader then waits (room for one event only)
+        resumed_early = source(mmws_redis.url, "t12", start=stored, maxsize=1, count=1)
+        sim.burst(1_000, event="INSERT")
+        wait_until(lambda: relay.published >= 1_009, 30, "published")
+        # the stored entry was trimmed: how many went after it is unknown, but some did
+        late = source(mmws_redis.url, "t12", start=stored)
+        assert take(late, 1)[0] == RelayLoss(1, "trimmed")
+        assert isinstance(late.get(timeout=5), mmws.OrderEvent)
+        # the reader that started while it was there knows the numbers: the exact count
+        events = take(resumed_early, 1, kind=RelayLoss)
+        assert events[-1].count > 500 and len(events) <= 3  # what it had read, then the loss
+
+
+def test_either_reply_shape_of_redis_py_is_read(sim: Simulator, mmws_redis: RedisServer) -> None:
+    """redis-py 8 can give RESP3 replies as dicts (``legacy_responses=false``)."""
+    client = client_for(sim, channels=["orders"])
+    options = "?legacy_responses=false" if int(redis.__version__.split(".")[0]) >= 8 else ""
+    with relay_for(client, mmws_redis.url + options, "t13"):
+        src = source(mmws_redis.url + options, "t13", start="0")
+        group = source(mmws_redis.url + options, "t13", group="g", start="0", claim_idle=0.2)
+        sim.burst(20, event="INSERT")
+        assert len(take(src, 20, kind=mmws.OrderEvent)) >= 22
+        assert len(take(group, 20, kind=mmws.OrderEvent)) >= 22
 
 
 # -- closing, errors, secrets ---------------------------------------------------------------------

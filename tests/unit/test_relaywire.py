@@ -244,7 +244,7 @@ def test_a_damaged_snapshot_says_what_is_wrong() -> None:
 
 
 @st.composite
-def read_streams(draw: Any) -> tuple[list[tuple[str, int]], int, int]:
+def read_streams(draw: Any) -> tuple[bool, list[tuple[str, int]], int, int]:
     """Entries as a reader sees them: runs numbered from 1, some entries gone (trimmed),
     some written twice in a row; with the missing and repeated counts a reader must find
     (a new run's lost first entries only count in the first run, for a reader of the whole
@@ -264,7 +264,7 @@ def read_streams(draw: Any) -> tuple[list[tuple[str, int]], int, int]:
             if draw(st.integers(0, 5)) == 0:
                 seen.append((run, number))
                 repeats += 1
-    return seen, missing, repeats if whole else -repeats - 1
+    return whole, seen, missing, repeats
 
 
 @settings(max_examples=500, deadline=None)
@@ -272,9 +272,7 @@ def read_streams(draw: Any) -> tuple[list[tuple[str, int]], int, int]:
 def test_numbering_finds_every_lost_and_every_repeated_entry(case: Any) -> None:
     from mmws._relaywire import Numbering
 
-    seen, missing, code = case
-    whole = code >= 0
-    repeats = code if whole else -code - 1
+    whole, seen, missing, repeats = case
     numbering = Numbering(whole=whole)
     found = [numbering.check(run, number) for run, number in seen]
     assert found.count(None) == repeats
