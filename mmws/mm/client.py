@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import ssl
 import time
+import warnings
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -17,7 +20,13 @@ from mmws._options import ClientOptions
 from mmws._recorder import Recorder
 from mmws._secret import Secret, SecretSet
 from mmws._session import Health, ProtocolCore, Session
-from mmws.errors import ClientClosed, ConfigError, ConnectTimeout, MmwsError
+from mmws.errors import (
+    ClientClosed,
+    ConfigError,
+    ConnectionLimitError,
+    ConnectTimeout,
+    MmwsError,
+)
 from mmws.errors import ServerError as ServerErrorException
 from mmws.lifecycle import Connected, KeepaliveEvent
 from mmws.mm._lines import LineGroup
@@ -39,11 +48,26 @@ from mmws.mm.protocol import (
 from mmws.mm.rest import MMRest
 from mmws.mm.state import MMState
 
-__all__ = ["MMClient"]
+__all__ = ["DuplicateClientWarning", "MMClient"]
 
 DEFAULT_URL: Final = "wss://mmapi.55-tech.com/ws/subscribe"
 
 log = logging.getLogger("mmws.client")
+
+
+class DuplicateClientWarning(UserWarning):
+    """An ``MMClient`` was made while another one for the same key and URL is still open in
+    this process: in a notebook, usually a cell run again, whose first client still runs
+    (and holds one of the key's 5 connections). Given once per key and URL."""
+
+
+_OPEN: weakref.WeakSet[MMClient] = weakref.WeakSet()  # made and not closed yet (not lines)
+_WARNED: set[tuple[str, str]] = set()  # (key, URL) pairs warned about: once each
+
+
+def _key_id(api_key: Secret) -> str:
+    """Tells keys apart without keeping another copy of one."""
+    return hashlib.sha256(api_key.reveal().encode("utf-8", "replace")).hexdigest()
 
 
 class MMClient(StreamClient[MMStreamEvent]):
@@ -121,6 +145,7 @@ class MMClient(StreamClient[MMStreamEvent]):
         line_events: bool = False,
         line_window: float = 10.0,
         line_hold: float = 0.25,
+        _line: bool = False,
     ) -> None:
         # Rebound at once: only the redacting type stays in this frame's locals, so a
         # ConfigError raised below shows no key in a traceback rendered with its locals.
@@ -184,7 +209,7 @@ class MMClient(StreamClient[MMStreamEvent]):
             stagger = float(backoff_base) / count
             members = []
             for index in range(count):
-                member = MMClient(api_key, channels, url, **line_options)
+                member = MMClient(api_key, channels, url, _line=True, **line_options)
                 member._stagger = index * stagger
                 members.append(member)
             self._event_filter = None  # the lines decode; the group applies the state
@@ -192,11 +217,53 @@ class MMClient(StreamClient[MMStreamEvent]):
                 self, members, self._keeper, line_events=line_events, window=window,
                 hold=float(line_hold),
             )
+        self._identity = (_key_id(api_key), url)
+        self._connections = count
+        if not _line:
+            others = [c for c in list(_OPEN) if c._identity == self._identity and c.is_open]
+            if others and self._identity not in _WARNED:
+                _WARNED.add(self._identity)
+                warnings.warn(
+                    DuplicateClientWarning(
+                        f"{len(others)} other MMClient(s) for this key and URL are still open "
+                        f"in this process ({', '.join(repr(c) for c in others)}): each holds "
+                        "connections of the key's limit of 5. Close what you no longer need: "
+                        "old_client.close(), or for c in mmws.MMClient.open_clients(): "
+                        "c.close(); 'with mmws.MMClient(...) as client:' closes by itself."
+                    ),
+                    stacklevel=2,
+                )
+            _OPEN.add(self)
+
+    @property
+    def is_open(self) -> bool:
+        """Connected (or connecting, or reconnecting) and not closed."""
+        return bool(self._threads or self._group_started) and not self._closing
+
+    @classmethod
+    def open_clients(cls) -> list[MMClient]:
+        """Every ``MMClient`` of this process that is open (connected and not closed), for
+        example to close the ones a notebook cell left behind."""
+        return [c for c in list(_OPEN) if c.is_open]
 
     def connect(self) -> MMClient:
         """Validate the key and channels (``ConfigError``, before any network use), then
         connect and block until the server confirms the subscription. See
-        :meth:`StreamClient.connect` for the errors."""
+        :meth:`StreamClient.connect` for the errors; a ``ConnectionLimitError`` says how
+        many connections other clients of this process hold for the key."""
+        try:
+            return self._connect_checked()
+        except ConnectionLimitError as exc:
+            others = [c for c in self.open_clients() if c._identity[0] == self._identity[0]]
+            held = sum(c._connections for c in others if c is not self)
+            raise ConnectionLimitError(
+                f"{exc.message} (this process holds {held} connection(s) for this key in "
+                f"{len([c for c in others if c is not self])} other open MMClient(s); "
+                "mmws.MMClient.open_clients() lists them)",
+                exc.code,
+            ) from None
+
+    def _connect_checked(self) -> MMClient:
         validate_api_key(self._api_key)
         self._channels = validate_channels(self._channels_arg)
         keeper = self._keeper
@@ -240,6 +307,7 @@ class MMClient(StreamClient[MMStreamEvent]):
     def close(self, timeout: float = 5.0) -> None:
         """Stop: unsubscribe (best effort), close the socket and join every thread."""
         deadline = time.monotonic() + max(0.0, timeout)
+        _OPEN.discard(self)
         if self._keeper is not None:
             self._keeper.rest.close()  # a REST request in flight ends now
         group = self._group

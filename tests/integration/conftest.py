@@ -21,6 +21,13 @@ UNKNOWN_KEY = "44444444-4444-4444-8444-444444444444"
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Many tests open several clients of one key on purpose (connection limits, lines,
+    witnesses): the notebook warning is tested on its own, in a fresh process."""
+    for item in items:
+        item.add_marker(pytest.mark.filterwarnings("ignore::mmws.DuplicateClientWarning"))
+
+
 @pytest.fixture(autouse=True)
 def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every server here is on 127.0.0.1: a proxy configured on the machine (which
