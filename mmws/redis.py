@@ -345,10 +345,7 @@ class RedisRelay:
                         self._ready.wait()
                     if not self._buffer:
                         return
-                    items = [
-                        self._buffer.popleft()
-                        for _ in range(min(self._batch, len(self._buffer)))
-                    ]
+                    items = self._take_batch()
                     self._inflight = sum(1 for item in items if not isinstance(item, _Loss))
                     self._held -= self._inflight
                 try:
@@ -382,6 +379,19 @@ class RedisRelay:
                 log.warning("relay to %s: Redis takes entries again", self.url)
                 self.last_error = None
             batch = None
+
+    def _take_batch(self) -> list[Any]:
+        """Up to ``batch`` items from the buffer (the lock is held). A loss marker at the
+        tail of a full buffer stays: the pump still counts into it, and one loss is one
+        ``RelayLoss``, not pieces of it."""
+        buffer = self._buffer
+        full = self._held + self._inflight >= self._buffer_max
+        items: list[Any] = []
+        while buffer and len(items) < self._batch:
+            if full and len(buffer) == 1 and isinstance(buffer[0], _Loss) and items:
+                break
+            items.append(buffer.popleft())
+        return items
 
     def _lost(self, count: int) -> None:
         """``count`` events of the batch in hand are lost: counted, and told in the stream."""
