@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from mmws._display import Shown
 from mmws.errors import MmwsError
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
 
 
 @attrs.frozen(slots=True)
-class LifecycleEvent:
+class LifecycleEvent(Shown):
     """Base class of the events that describe the connection rather than the data."""
 
 
@@ -109,14 +110,14 @@ class Closed(LifecycleEvent):
 
 
 @attrs.frozen(slots=True)
-class KeepaliveEvent:
+class KeepaliveEvent(Shown):
     """Base of the events that only prove the connection is alive (``Pong``, ``Heartbeat``,
     ``FeedPong``). The clients consume them (round trip, clock offset) and deliver them only
     with ``deliver_keepalive=True``."""
 
 
 @attrs.frozen(slots=True)
-class UnknownMessage:
+class UnknownMessage(Shown):
     """A well-formed frame we do not know (a new ``type``, or a broadcast on a new channel),
     from either server. ``raw`` is the whole frame, deep-frozen."""
 

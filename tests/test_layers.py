@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "mmws"
 
 LAYERS: list[set[str]] = [
-    {"errors", "_version", "_secret", "sim.faults", "sim.scenario", "sim.snapshots",
+    {"errors", "_version", "_secret", "_display", "sim.faults", "sim.scenario", "sim.snapshots",
      "sim._timer", "testing", "_pmap", "mm._arbiter"},
     {"_frozen", "_keepalive", "_backoff", "_ratelimit", "lifecycle", "sim.actions",
      "sim._logfilter"},
@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"_client", "record", "format", "sim.mm", "sim._config", "mm.rest", "_relaywire"},
     {"mm._resync", "mm._lines"},
     {"mm.client", "feed.client", "sim.feed"},
-    {"mm", "feed", "sim._conn", "sim._truth", "redis"},
+    {"mm", "feed", "sim._conn", "sim._truth", "redis", "watch"},
     {"sim._state"},
     {"sim._http", "sim._hub", "sim._rest", "sim._mmdata", "sim._linefaults"},
     {"sim.server"},

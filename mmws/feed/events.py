@@ -24,6 +24,7 @@ from typing import Any, TypeAlias, Union
 
 import attrs
 
+from mmws._display import Shown
 from mmws._frozen import EMPTY, FrozenMap
 from mmws.lifecycle import (
     Closed,
@@ -137,7 +138,7 @@ _STATS_NOT_PAIRS = frozenset({"timer", "extraTimer", "status"})
 
 
 @attrs.frozen(slots=True)
-class FeedEvent:
+class FeedEvent(Shown):
     """A data event of the feed: anything that is not a reply, a pong or a lifecycle event.
 
     ``match_id`` and ``league_id`` are opaque strings; ``ts`` is the server's timestamp as
@@ -204,7 +205,7 @@ class BatchUpdate(FeedEvent):
 
 
 @attrs.frozen(slots=True)
-class FeedSubscribed:
+class FeedSubscribed(Shown):
     """The server confirmed a subscription. ``topic`` is ``CHANNEL:scope[:id]``."""
 
     channel: str
@@ -214,7 +215,7 @@ class FeedSubscribed:
 
 
 @attrs.frozen(slots=True)
-class FeedUnsubscribed:
+class FeedUnsubscribed(Shown):
     """The server confirmed an unsubscribe."""
 
     channel: str
@@ -224,7 +225,7 @@ class FeedUnsubscribed:
 
 
 @attrs.frozen(slots=True)
-class FeedError:
+class FeedError(Shown):
     """An error frame that answered no command of ours (or a resubscription that failed
     after a reconnect). ``code`` is the server's code, kept even when unknown."""
 

@@ -254,14 +254,18 @@ class MMClient(StreamClient[MMStreamEvent]):
         try:
             return self._connect_checked()
         except ConnectionLimitError as exc:
-            others = [c for c in self.open_clients() if c._identity[0] == self._identity[0]]
-            held = sum(c._connections for c in others if c is not self)
-            raise ConnectionLimitError(
-                f"{exc.message} (this process holds {held} connection(s) for this key in "
-                f"{len([c for c in others if c is not self])} other open MMClient(s); "
-                "mmws.MMClient.open_clients() lists them)",
-                exc.code,
-            ) from None
+            others = [
+                c for c in self.open_clients()
+                if c._identity[0] == self._identity[0] and c is not self
+            ]  # fmt: skip
+            held = sum(c._connections for c in others)
+            where = (
+                f"this process holds {held} connection(s) for this key in {len(others)} other "
+                "open MMClient(s); mmws.MMClient.open_clients() lists them"
+                if others
+                else "no other MMClient of this process holds one: they are elsewhere"
+            )
+            raise ConnectionLimitError(f"{exc.message} ({where})", exc.code) from None
 
     def _connect_checked(self) -> MMClient:
         validate_api_key(self._api_key)

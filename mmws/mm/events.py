@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Generic, TypeAlias, TypeVar, Union
 
 import attrs
 
+from mmws._display import Shown
 from mmws._frozen import EMPTY, FrozenMap
 from mmws.lifecycle import (
     Closed,
@@ -62,7 +63,7 @@ class EventKind(str, Enum):
 
 
 @attrs.frozen(slots=True)
-class Broadcast(Generic[P]):
+class Broadcast(Shown, Generic[P]):
     """Base of the five data events.
 
     ``changes`` maps each attribute named in ``old`` to ``(old value, new value)``; a field the
@@ -127,7 +128,7 @@ class EmergencyEvent(Broadcast[Emergency]):
 
 
 @attrs.frozen(slots=True)
-class Subscribed:
+class Subscribed(Shown):
     """The server confirmed the subscription (``subscriptionId`` or ``subscription_id``).
 
     ``channels`` are the channels the server confirmed; ``missing`` those that were asked
@@ -141,7 +142,7 @@ class Subscribed:
 
 
 @attrs.frozen(slots=True)
-class Unsubscribed:
+class Unsubscribed(Shown):
     """We sent ``unsubscribe``: no more data will come on this connection."""
 
 
@@ -158,7 +159,7 @@ class Heartbeat(KeepaliveEvent):
 
 
 @attrs.frozen(slots=True)
-class ServerErrorEvent:
+class ServerErrorEvent(Shown):
     """An error frame from the server, as an event (the exception is ``error``).
 
     Named apart from the exception ``mmws.ServerError``; ``mmws.mm.events.ServerError`` is
@@ -174,7 +175,7 @@ ServerError = ServerErrorEvent  # the name this event had before; kept for older
 
 
 @attrs.frozen(slots=True)
-class GapDetected:
+class GapDetected(Shown):
     """With ``state=True``: a broadcast shows that the cached state missed something.
 
     ``channel`` and ``key`` name the entity (an order id, a bet id, an account's
@@ -192,7 +193,7 @@ class GapDetected:
 
 
 @attrs.frozen(slots=True)
-class Resynced:
+class Resynced(Shown):
     """With ``state=True``: the state was rebuilt from the REST API, and broadcasts that came
     meanwhile were applied on top; it equals the server's again (``synced`` is True).
 
@@ -207,7 +208,7 @@ class Resynced:
 
 
 @attrs.frozen(slots=True)
-class ResyncFailed:
+class ResyncFailed(Shown):
     """With ``state=True``: a resync failed (``error``). With ``will_retry`` it is tried
     again with backoff (1 s, 2 s, 4 s ... up to 30 s) and ``synced`` stays False meanwhile;
     without (a refused key), the state stays unsynced until the next reconnect."""
