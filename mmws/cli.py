@@ -13,7 +13,10 @@ One event becomes one line in :func:`format_event` (pretty) or :func:`event_to_j
 lines); both are plain functions that tests and other tools can call. Expected failures
 (an ``MmwsError``, a bad argument, Ctrl-C) end as one line on stderr and a non-zero exit
 status, never a traceback, and every line written passes a filter that replaces the API key
-and feed token with ``***``.
+and feed token with ``***``. Every command, ``mmws sim`` included, writes its errors as
+``mmws: error: <message>``; a usage error ends with a hint in parentheses: the likely
+spelling of a misspelt command or option, else the ``--help`` to read. A file to write is
+checked before a simulator or a connection starts.
 
 Exit status: 0 success (Ctrl-C while streaming is the normal way to stop), 1 an error from
 the server, the network or a file, 2 a usage error, 130 Ctrl-C before streaming started.
@@ -22,6 +25,8 @@ the server, the network or a file, 2 a usage error, 130 Ctrl-C before streaming 
 from __future__ import annotations
 
 import argparse
+import difflib
+import errno
 import importlib
 import logging
 import math
@@ -51,7 +56,7 @@ from mmws.feed.client import FeedClient
 from mmws.feed.events import (
     FeedEvent,
 )
-from mmws.format import _BLANK_TIME, _DIM, _paint, event_to_json, format_event
+from mmws.format import _BLANK_TIME, _DIM, _money, _num, _paint, event_to_json, format_event
 from mmws.lifecycle import (
     Closed,
     Connected,
@@ -324,23 +329,28 @@ def _show_state(client: MMClient, out: _Out) -> None:
     out.note(f"  open orders ({len(snap.open_orders)})")
     for order in sorted(snap.open_orders.values(), key=lambda o: o.order_id):
         out.note(
-            f"    #{order.order_id} {order.order_status} {order.exchange or '?'} "
-            f"stake {order.order_stake} matched {order.matched_stake} @ {order.order_cents}"
+            f"    #{order.order_id} status {order.order_status} on {order.exchange or '?'} "
+            f"stake {_money(order.order_stake)} matched {_money(order.matched_stake)} "
+            f"@ {_num(order.order_cents)}"
         )
     out.note(f"  balances ({len(snap.accounts)} accounts)")
     for (exchange, username), account in sorted(snap.accounts.items()):
-        out.note(f"    {exchange} {username}: balance {account.balance}")
+        out.note(f"    user {username} on {exchange} balance {_money(account.balance)}")
     if snap.emergency is not None and snap.emergency.emergency:
         out.note(f"  EMERGENCY ON: {snap.emergency.reason or 'no reason given'}")
 
 
 def _cmd_listen(args: argparse.Namespace, out: _Out, record: str | None = None) -> None:
     with ExitStack() as stack:
-        if args.url is None and record is not None:
+        simulated = args.url is None and record is not None
+        key = "" if simulated else _api_key(args, out)
+        if record is not None:
+            _check_writable(record)  # before the simulator or the connection starts
+        if simulated:
             sim = stack.enter_context(_simulator(args, out))
             key, url = sim.api_key, sim.mm_url
         else:
-            key, url = _api_key(args, out), args.url or DEFAULT_URL
+            url = args.url or DEFAULT_URL
         try:
             client = MMClient(key, channels=args.channels, url=url, record=record)
         except OSError as exc:  # the recording file cannot be created
@@ -352,6 +362,25 @@ def _cmd_listen(args: argparse.Namespace, out: _Out, record: str | None = None) 
 
 def _cmd_record(args: argparse.Namespace, out: _Out) -> None:
     _cmd_listen(args, out, record=args.file)
+
+
+def _check_writable(path: str) -> None:
+    """Fail now if ``path`` cannot be written, without changing it: an existing file is
+    replaced only when the recording starts, a new one is not left behind."""
+    existed = os.path.lexists(path)
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        parent = os.path.dirname(os.path.abspath(path))
+        if exc.errno == errno.ENOENT and not os.path.isdir(parent):
+            raise _Failure(f"cannot write {path}: no such directory {parent}") from None
+        raise _Failure(f"cannot write {path}: {exc.strerror or exc}") from None
+    if not existed:
+        try:
+            os.remove(path)
+        except OSError:
+            pass  # an empty file, which the recording replaces
 
 
 def _cmd_replay(args: argparse.Namespace, out: _Out) -> None:
@@ -433,19 +462,53 @@ def _cmd_sim(argv: Sequence[str]) -> int:
 
 
 class _UsageError(Exception):
-    pass
+    """A usage error: ``main`` prints ``mmws: error: <message>`` and exits 2."""
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line (``mmws listen: error: ...``), not usage plus error."""
+    """Usage errors as one line (``mmws: error: ... (see 'mmws listen --help')``), not
+    usage plus error."""
+
+    commands: dict[str, _Parser]  # the top-level parser's subcommands
 
     def error(self, message: str) -> NoReturn:
+        self.fail(message)
+
+    def fail(self, message: str, hint: str = "") -> NoReturn:
+        """``message``, then ``hint`` (a suggestion) or where help is, in parentheses."""
         # argparse quotes unrecognised arguments: a key pasted by mistake must not echo.
-        message = _UUID_RE.sub("***", redact(message, os.environ.get("MMWS_API_KEY", "")))
-        raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+        message = _UUID_RE.sub("***", redact(message, os.environ.get(KEY_ENV, "")))
+        hint = hint or f"see '{self.prog} --help'"
+        raise _UsageError(f"{message} ({hint})")
 
 
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}(?:-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    """``did you mean 'demo'?`` for ``demoo``; empty when nothing is close."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def _check_command(parser: _Parser, argv: Sequence[str]) -> None:
+    """An unknown command as a usage error that suggests the likely one. The top level has
+    no option that takes a value, so the first argument not starting with '-' is the command."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    names = [*parser.commands]
+    if command is not None and command not in names:
+        hint = _suggest(command, names)
+        choose = "" if hint else f"; choose from {', '.join(names)}"
+        parser.fail(f"unknown command {command!r}{choose}", hint)
+
+
+def _check_unrecognized(parser: _Parser, extra: Sequence[str]) -> None:
+    """What the command's parser did not recognise, reported by that parser (so the help
+    hint names the command), with the likely option for a misspelt one."""
+    options = [name for action in parser._actions for name in action.option_strings]
+    spelt = [arg.split("=", 1)[0] for arg in extra if arg.startswith("--")]
+    hint = next(filter(None, (_suggest(arg, options) for arg in spelt)), "")
+    parser.fail(f"unrecognized arguments: {' '.join(extra)}", hint)
 
 
 def _channels(text: str) -> tuple[str, ...]:
@@ -550,7 +613,8 @@ def _parser() -> _Parser:
     server.add_argument(
         "--api-key",
         metavar="KEY",
-        help=f"the API key; visible in process lists, so prefer {KEY_ENV}",
+        help="the API key; visible in process lists, so prefer the variable "
+        f"(default: the {KEY_ENV} environment variable)",
     )
 
     demo = commands.add_parser(
@@ -607,7 +671,8 @@ def _parser() -> _Parser:
         description=_wrap(
             "Like listen, and write every frame the server sends to FILE (JSON lines; gzip "
             "when FILE ends in .gz) for 'mmws replay'. Without --url the bundled simulator "
-            "is started in-process and recorded. The API key is never written."
+            "is started in-process and recorded. The API key is never written. FILE is "
+            "checked before anything starts; an existing FILE is replaced."
         ),
         epilog="examples:\n  mmws record demo.jsonl --duration 10\n"
         f"  {KEY_ENV}=... mmws record live.jsonl.gz --url {DEFAULT_URL}",
@@ -678,6 +743,7 @@ def _parser() -> _Parser:
         "-v", "--verbose", action="store_true", help="also log what the client does to stderr"
     )
     relay.set_defaults(run=_cmd_relay)
+    parser.commands = dict(commands.choices)
     return parser
 
 
@@ -710,11 +776,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args_list[:1] == ["sim"]:
             return _cmd_sim(args_list[1:])
-        args = _parser().parse_args(args_list)
+        parser = _parser()
+        _check_command(parser, args_list)
+        args, extra = parser.parse_known_args(args_list)
+        if extra:
+            _check_unrecognized(parser.commands[args.command], extra)
     except SystemExit as stop:  # --help and --version print, then exit
         return stop.code if isinstance(stop.code, int) else _EXIT_USAGE
     except _UsageError as exc:
-        stderr.write(f"{exc}\n")
+        stderr.write(f"mmws: error: {exc}\n")
         return _EXIT_USAGE
     except _Failure as exc:
         stderr.write(f"mmws: error: {exc}\n")

@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -81,6 +82,8 @@ def _paint(text: str, sgr: str, color: bool) -> str:
 
 def _num(value: Any) -> str:
     """``100.0`` stays ``100.0`` and ``0.45`` stays ``0.45``: the wire's own spelling."""
+    if value is None:
+        return "?"
     return repr(value) if isinstance(value, float) else str(value)
 
 
@@ -88,11 +91,49 @@ def _text(value: Any) -> str:
     return "?" if value is None else str(value)
 
 
-def _changed(event: Broadcast[Any], name: str, current: Any) -> str:
+def _money(value: Any) -> str:
+    """A stake or a balance: ``49992.41`` -> ``49,992.41``, ``500.0`` -> ``500.00``.
+
+    At least two decimals, more when the value has them (``0.123456`` keeps all six):
+    grouping and padding, never rounding."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    places = 2
+    if isinstance(value, float):
+        exponent = Decimal(repr(value)).as_tuple().exponent
+        places = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"{value:,.{places}f}"
+
+
+def _flag(value: Any) -> str:
+    return "?" if value is None else ("ON" if value else "OFF")
+
+
+def _changed(
+    event: Broadcast[Any], name: str, current: Any, show: Callable[[Any], str] = _text
+) -> str:
     """``OLD->NEW`` when the broadcast's ``old`` names the field, else the current value."""
     if name in event.old:
-        return f"{_text(event.old[name])}->{_text(current)}"
-    return _text(current)
+        return f"{show(event.old[name])}->{show(current)}"
+    return show(current)
+
+
+def _field(
+    event: Broadcast[Any],
+    label: str,
+    name: str,
+    current: Any,
+    show: Callable[[Any], str] = _text,
+    *,
+    shown: bool | None = None,
+) -> list[str]:
+    """``[label VALUE]`` (or ``[label OLD->NEW]``) when the value is known or changed; ``[]``
+    otherwise. ``shown`` overrides "known" for values that are only noise when unchanged."""
+    if name not in event.old and not (current is not None if shown is None else shown):
+        return []
+    return [f"{label} {_changed(event, name, current, show)}"]
 
 
 def _short(value: str, keep: int = 6) -> str:
@@ -100,72 +141,72 @@ def _short(value: str, keep: int = 6) -> str:
     return value if len(value) <= keep + 6 else f"{value[:keep]}..{value[-4:]}"
 
 
+def _settled(value: Any) -> bool:
+    """A settlement worth a mention without ``old``: anything but unknown or undecided."""
+    return value is not None and str(value).upper() != "UNDECIDED"
+
+
 def _order(event: OrderEvent) -> list[str]:
-    order = event.payload
-    parts = [f"#{order.order_id}"]
-    if order.order_status is not None or "order_status" in event.old:
-        parts.append(_changed(event, "order_status", order.order_status))
-    if "matched_status" in event.old and "order_status" not in event.old:
-        parts.append(_changed(event, "matched_status", order.matched_status))
-    matched, stake = order.matched_stake, order.order_stake
-    if matched and stake and matched < stake:
-        amount = f"{_num(matched)}/{_num(stake)}"
-    elif matched:
-        amount = _num(matched)
-    else:
-        amount = "" if stake is None else _num(stake)
-    if amount or order.order_cents is not None:
-        parts.append(amount + ("" if order.order_cents is None else f"@{_num(order.order_cents)}"))
-    if order.exchange:
-        parts.append(order.exchange)
-    return parts
+    order, old = event.payload, event.old
+    matched = order.matched_stake
+    return [
+        f"#{order.order_id}",
+        *_field(event, "status", "order_status", order.order_status),
+        # The matched status mostly repeats the order status: shown when only it changed.
+        *([] if "order_status" in old else
+          _field(event, "matching", "matched_status", order.matched_status, shown=False)),
+        *_field(event, "settlement", "settlement_status", order.settlement_status,
+                shown=_settled(order.settlement_status)),
+        *_field(event, "stake", "order_stake", order.order_stake, _money),
+        *_field(event, "matched", "matched_stake", matched, _money,
+                shown=isinstance(matched, int | float) and matched > 0),
+        *_field(event, "@", "order_cents", order.order_cents, _num),
+        *_field(event, "on", "exchange", order.exchange, shown=bool(order.exchange)),
+    ]  # fmt: skip
 
 
 def _bet(event: BetEvent) -> list[str]:
     bet = event.payload
-    parts = [f"#{bet.bet_id}"]
-    if bet.order_id is not None:
-        parts.append(f"order #{bet.order_id}")
-    if bet.bet_status is not None or "bet_status" in event.old:
-        parts.append(_changed(event, "bet_status", bet.bet_status))
-    if "settlement_status" in event.old:
-        parts.append(_changed(event, "settlement_status", bet.settlement_status))
-    if bet.placed_stake is not None:
-        price = "" if bet.placed_price is None else f"@{_num(bet.placed_price)}"
-        parts.append(_num(bet.placed_stake) + price)
-    if bet.bookmaker:
-        parts.append(bet.bookmaker)
-    return parts
+    return [
+        f"#{bet.bet_id}",
+        *_field(event, "order", "order_id", bet.order_id, lambda v: f"#{_text(v)}"),
+        *_field(event, "status", "bet_status", bet.bet_status),
+        *_field(event, "settlement", "settlement_status", bet.settlement_status,
+                shown=_settled(bet.settlement_status)),
+        *_field(event, "stake", "placed_stake", bet.placed_stake, _money),
+        *_field(event, "@", "placed_price", bet.placed_price, _num),
+        *_field(event, "on", "bookmaker", bet.bookmaker, shown=bool(bet.bookmaker)),
+    ]  # fmt: skip
 
 
 def _account(event: AccountEvent) -> list[str]:
     account = event.payload
-    parts = [account.exchange or "?", _short(account.username or "?")]
-    if account.balance is not None or "balance" in event.old:
-        parts.append("balance " + _changed(event, "balance", account.balance))
-    if "active" in event.old or account.active is False:
-        parts.append("active " + _changed(event, "active", account.active))
-    return parts
+    return [
+        f"user {_short(account.username or '?')}",
+        f"on {account.exchange or '?'}",
+        *_field(event, "balance", "balance", account.balance, _money),
+        *_field(event, "active", "active", account.active, shown=account.active is False),
+    ]
 
 
 def _score(event: ScoreEvent) -> list[str]:
     score = event.payload
-    parts = [score.fixture_id]
+    parts = [f"fixture {score.fixture_id}"]
     scores = score.scores or {}
     if "home" in scores or "away" in scores:
-        parts.append(f"{_text(scores.get('home'))}-{_text(scores.get('away'))}")
+        parts.append(f"score {_text(scores.get('home'))}-{_text(scores.get('away'))}")
     if score.current_minute is not None:
-        parts.append(f"{score.current_minute}'")
+        parts.append(f"minute {score.current_minute}")
     if score.current_period:
-        parts.append(score.current_period)
+        parts.append(f"period {score.current_period}")
     return parts
 
 
 def _emergency(event: EmergencyEvent) -> list[str]:
     flag = event.payload.emergency
-    parts = ["?" if flag is None else ("ON" if flag else "OFF")]
+    parts = [f"flag {_changed(event, 'emergency', flag, _flag)}"]
     if event.payload.reason:
-        parts.append(event.payload.reason)
+        parts.append(f"reason {event.payload.reason}")
     return parts
 
 
@@ -204,7 +245,7 @@ def _realtime_odds(event: OddsRealtimeUpdate) -> list[str]:
 
 def _batch(event: BatchUpdate) -> list[str]:
     matches = event.data.get("matches")
-    return [f"{len(matches)} matches"] if isinstance(matches, tuple | list) else []
+    return [f"matches {len(matches)}"] if isinstance(matches, tuple | list) else []
 
 
 def _odds(event: OddsUpdate) -> list[str]:
@@ -214,9 +255,9 @@ def _odds(event: OddsUpdate) -> list[str]:
 def _feed_state(event: FeedEvent) -> list[str]:
     data, parts = event.data, []
     if data.get("timer") is not None:
-        parts.append(f"{data['timer']}'")
+        parts.append(f"minute {data['timer']}")
     if data.get("score") is not None:
-        parts.append(str(data["score"]))
+        parts.append(f"score {data['score']}")
     if isinstance(event, StatsUpdate) and data.get("possession") is not None:
         parts.append(f"possession {data['possession']}")
     return parts
@@ -339,33 +380,49 @@ def _dispatch(table: Mapping[type, F], event: Any, default: F) -> F:
 def format_event(event: Any, at: float | None = None, *, color: bool = False) -> str:
     """One event as one readable line, for example::
 
-        10:30:05.123 orders UPDATE #123 PLACED->FILLED 100.0@0.45 polymarket
+        10:30:05.123 orders UPDATE #123 status PLACED->FILLED matched 100.00 @ 0.45 on polymarket
         10:30:05.124 -- subscribed #1 orders,bets
 
     ``at`` (seconds since the epoch) adds the local time of day in front; without it the
-    line starts with the channel. Data lines name the channel first; lifecycle and control
-    events start with ``--`` (``!!`` for the ones that need attention). ``color=True`` adds
-    ANSI colours. Any event type gives a line, unknown ones their ``repr``.
+    line starts with the channel. Data lines name the channel and the event, then each
+    field with a short label (``status``, ``stake``, ``matched``, ``@`` for a price, ``on``
+    for the exchange or bookmaker, ``balance``...); stakes and balances have two decimals
+    and thousands separators, prices the wire's spelling, and ``OLD->NEW`` marks a field
+    the broadcast's ``old`` names. Lifecycle and control events start with ``--`` (``!!``
+    for the ones that need attention). ``color=True`` adds ANSI colours. Control characters
+    in the server's text are shown escaped (``\\n``, ``\\x1b``), so the line stays one line
+    and cannot drive the terminal. Any event type gives a line, unknown ones their ``repr``.
     """
     head = ""
     if at is not None:
         clock = datetime.fromtimestamp(at).strftime("%H:%M:%S.%f")[:-3]
         head = _paint(clock, _DIM, color) + " "
-    details = _MM_DETAILS.get(type(event))
+    details = _dispatch(_MM_DETAILS, event, None)
     if details is not None:
-        channel = event.channel
-        body = f"{event.event} " + " ".join(details(event))
+        channel = _oneline(str(event.channel))
+        body = _oneline(f"{event.event} " + " ".join(details(event)))
         return f"{head}{_paint(channel, _CHANNEL_COLORS.get(channel, ''), color)} {body}"
     if isinstance(event, FeedEvent):
-        channel, *rest = _feed(event)
+        channel, *rest = (_oneline(str(part)) for part in _feed(event))
         return f"{head}{_paint(channel, _FEED_COLOR, color)} {' '.join(rest)}"
     describe = _dispatch(_LIFECYCLE_TEXT, event, None)
     if describe is None:
-        return f"{head}-- {event!r}"
+        return f"{head}-- {_oneline(repr(event))}"
     text, alert = describe(event)
     if alert:
-        return head + _paint(f"!! {text}", _ALERT, color)
-    return head + _paint(f"-- {text}", _LIFECYCLE, color)
+        return head + _paint(f"!! {_oneline(text)}", _ALERT, color)
+    return head + _paint(f"-- {_oneline(text)}", _LIFECYCLE, color)
+
+
+# C0 and C1 control characters, DEL and the Unicode line breaks, as Python writes them in a
+# repr: a newline in a server's text would break the line, an ESC would reach the terminal.
+_CONTROLS: Mapping[int, str] = {
+    code: repr(chr(code))[1:-1] for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+}
+
+
+def _oneline(text: str) -> str:
+    return text.translate(_CONTROLS)
 
 
 def _jsonable(value: Any) -> Any:

@@ -67,8 +67,9 @@ def local(hour: int, minute: int, second: int, ms: int) -> float:
 def test_the_order_fill_from_the_docs_reads_as_one_line() -> None:
     event = decode_mm((DATA / "seed_order_fill.json").read_text())
     line = format_event(event, local(10, 30, 5, 123))
-    assert line == "10:30:05.123 orders UPDATE #123 PLACED->FILLED 100.0@0.45 polymarket"
-    assert format_event(event) == "orders UPDATE #123 PLACED->FILLED 100.0@0.45 polymarket"
+    body = "#123 status PLACED->FILLED stake 100.00 matched 0.00->100.00 @ 0.45 on polymarket"
+    assert line == f"10:30:05.123 orders UPDATE {body}"
+    assert format_event(event) == f"orders UPDATE {body}"
 
 
 @pytest.mark.parametrize(
@@ -78,30 +79,34 @@ def test_the_order_fill_from_the_docs_reads_as_one_line() -> None:
             '{"type":"broadcast","channel":"bets","event":"INSERT","payload":{"betId":456,'
             '"orderId":123,"bookmaker":"vertex","placedPrice":1.808,"placedStake":100.0,'
             '"betStatus":"placed"}}',
-            "bets INSERT #456 order #123 placed 100.0@1.808 vertex",
+            "bets INSERT #456 order #123 status placed stake 100.00 @ 1.808 on vertex",
         ),
         (
             '{"type":"broadcast","channel":"bets","event":"UPDATE","payload":{"betId":456,'
             '"settlementStatus":"won"},"old":{"settlementStatus":"undecided"}}',
-            "bets UPDATE #456 UNDECIDED->WON",
+            "bets UPDATE #456 settlement UNDECIDED->WON",
         ),
         (
             '{"type":"broadcast","channel":"orders","event":"UPDATE","payload":{"orderId":7,'
             '"orderStatus":"PLACED","matchedStatus":"PARTIALLY_MATCHED","matchedStake":40.0,'
             '"orderStake":100.0,"orderCents":0.5},"old":{"matchedStatus":"NOT_MATCHED"}}',
-            "orders UPDATE #7 PLACED NOT_MATCHED->PARTIALLY_MATCHED 40.0/100.0@0.5",
+            "orders UPDATE #7 status PLACED matching NOT_MATCHED->PARTIALLY_MATCHED "
+            "stake 100.00 matched 40.00 @ 0.5",
         ),
         (
             '{"type":"broadcast","channel":"accounts","event":"UPDATE","payload":{"exchange":'
             '"kalshi","username":"0x1234567890abcdef","balance":90.5,"active":false},'
             '"old":{"balance":100.0}}',
-            "accounts UPDATE kalshi 0x1234..cdef balance 100.0->90.5 active False",
+            "accounts UPDATE user 0x1234..cdef on kalshi balance 100.00->90.50 active False",
         ),
         (
             (DATA / "seed_score_update.json").read_text(),
-            "scores UPDATE id1000000861624412 2-1 67' 2nd Half",
+            "scores UPDATE fixture id1000000861624412 score 2-1 minute 67 period 2nd Half",
         ),
-        ((DATA / "seed_emergency.json").read_text(), "emergency UPDATE ON Manual trigger"),
+        (
+            (DATA / "seed_emergency.json").read_text(),
+            "emergency UPDATE flag ON reason Manual trigger",
+        ),
         ((DATA / "seed_subscribed.json").read_text(), "-- subscribed #1 orders,bets"),
         ('{"type":"error","message":"Invalid API key"}', "!! server error: Invalid API key"),
         ('{"type":"surprise","x":1}', "!! unknown message type 'surprise'"),
@@ -122,12 +127,12 @@ def test_each_mm_event_kind_has_a_readable_line(frame: str, expected: str) -> No
         (
             '{"type":"goal","channel":"MAIN","matchId":"12345","data":{"timer":"35",'
             '"score":"1;0"}}',
-            "MAIN goal match 12345 35' 1;0",
+            "MAIN goal match 12345 minute 35 score 1;0",
         ),
         (
             '{"type":"event","channel":"STATS","scope":"match","id":"12345","eventType":'
             '"stats_update","data":{"timer":"35","score":"1;0","possession":"55;45"}}',
-            "STATS stats_update match 12345 35' 1;0 possession 55;45",
+            "STATS stats_update match 12345 minute 35 score 1;0 possession 55;45",
         ),
         (
             '{"type":"event","channel":"ODDS","scope":"match","id":"12345","eventType":'
@@ -149,7 +154,7 @@ def test_each_mm_event_kind_has_a_readable_line(frame: str, expected: str) -> No
         (
             '{"type":"event","channel":"STATS","scope":"all","eventType":"batch_update",'
             '"data":{"matches":[{"matchId":"1"},{"matchId":"2"}]}}',
-            "STATS batch_update 2 matches",
+            "STATS batch_update matches 2",
         ),
         (
             '{"type":"error","code":"CHANNEL_NOT_ALLOWED","message":"no"}',
@@ -162,6 +167,110 @@ def test_each_feed_event_kind_has_a_readable_line(frame: str, expected: str) -> 
     proto.receive_text(frame, 0.0)
     (event,) = proto.events_received()
     assert format_event(event) == expected
+
+
+@pytest.mark.parametrize(
+    ("balance", "shown"),
+    [
+        ("49992.41", "49,992.41"),
+        ("500", "500.00"),
+        ("500.0", "500.00"),
+        ("1234.5", "1,234.50"),
+        ("0.123456", "0.123456"),
+        ("1234567.125", "1,234,567.125"),
+        ("-12.5", "-12.50"),
+        ("NaN", "nan"),
+    ],
+)
+def test_money_has_two_decimals_and_thousands_separators_and_is_never_rounded(
+    balance: str, shown: str
+) -> None:
+    event = decode_mm(
+        '{"type":"broadcast","channel":"accounts","event":"UPDATE","payload":{"exchange":'
+        f'"betfair","username":"u1","balance":{balance}}}}}'
+    )
+    assert format_event(event) == f"accounts UPDATE user u1 on betfair balance {shown}"
+
+
+def test_old_values_of_amounts_and_prices_show_as_old_to_new() -> None:
+    event = decode_mm(
+        '{"type":"broadcast","channel":"orders","event":"UPDATE","payload":{"orderId":9,'
+        '"orderStake":1500.0,"orderCents":0.55,"exchange":"sxbet"},'
+        '"old":{"orderStake":1000.0,"orderCents":0.5,"exchange":"betfair"}}'
+    )
+    assert format_event(event) == (
+        "orders UPDATE #9 stake 1,000.00->1,500.00 @ 0.5->0.55 on betfair->sxbet"
+    )
+
+
+def test_a_settled_bet_names_its_settlement_without_old() -> None:
+    event = decode_mm(
+        '{"type":"broadcast","channel":"bets","event":"UPDATE","payload":{"betId":3,'
+        '"settlementStatus":"won"}}'
+    )
+    assert format_event(event) == "bets UPDATE #3 settlement WON"
+
+
+def test_the_emergency_flag_is_labelled_and_shows_its_change() -> None:
+    event = decode_mm(
+        '{"type":"broadcast","channel":"emergency","event":"UPDATE","payload":'
+        '{"emergency":false},"old":{"emergency":true}}'
+    )
+    assert format_event(event) == "emergency UPDATE flag ON->OFF"
+
+
+def test_control_characters_from_the_server_stay_on_one_line() -> None:
+    """A newline in a reason would break the line; an escape sequence would reach the
+    terminal (here: clear the screen). Both are shown escaped."""
+    event = decode_mm(
+        '{"type":"broadcast","channel":"emergency","event":"UPDATE","payload":'
+        '{"emergency":true,"reason":"halt\\nnow\\u001b[2J\\u2028"}}'
+    )
+    line = format_event(event, 0.0, color=True)
+    assert "\n" not in line and "\u2028" not in line
+    assert "\x1b[2J" not in line
+    assert line.endswith(" UPDATE flag ON reason halt\\nnow\\x1b[2J\\u2028")
+    closed = format_event(mmws.Closed(mmws.ClientClosed("bye\r\nFAKE LINE")))
+    assert closed == "!! closed: bye\\r\\nFAKE LINE"
+
+
+# Every field of a data line: LABEL VALUE, after the id (#N) where there is one. The last
+# label of a line may take the rest of it (free text with spaces).
+LABELS = {"status", "matching", "settlement", "stake", "matched", "@", "on", "order",
+          "balance", "active", "user", "fixture", "score", "minute", "period", "flag",
+          "reason"}  # fmt: skip
+REST_OF_LINE = {"period", "reason"}
+
+
+def labelled_fields(line: str) -> list[tuple[str, str]]:
+    """The (label, value) pairs of a data line; an AssertionError names a bare value."""
+    tokens = line.split()[3:]  # after the time, the channel and the event
+    if tokens and tokens[0].startswith("#"):
+        tokens = tokens[1:]
+    fields = []
+    while tokens:
+        label, *tokens = tokens
+        assert label in LABELS, f"{label!r} is not a label in: {line}"
+        assert tokens, f"{label!r} has no value in: {line}"
+        if label in REST_OF_LINE:
+            value, tokens = " ".join(tokens), []
+        else:
+            value, *tokens = tokens
+        fields.append((label, value))
+    return fields
+
+
+def test_every_field_of_a_demo_line_has_a_label(capsys: pytest.CaptureFixture[str]) -> None:
+    """The seeded session shows each kind of field; none is a bare value (as
+    ``orders UPDATE #100006 187.69`` was)."""
+    assert main(["demo", "--duration", "2", "--rate", "100"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if EVENT_LINE.match(line)]
+    seen = {label for line in lines for label, _ in labelled_fields(line)}
+    assert seen >= LABELS - {"active"}  # the seeded session never deactivates an account
+    amounts = [value for line in lines for label, value in labelled_fields(line)
+               if label in ("stake", "matched", "balance")]  # fmt: skip
+    money = re.compile(r"\d{1,3}(,\d{3})*\.\d\d+")
+    assert all(re.fullmatch(rf"{money.pattern}(->{money.pattern})?", v) for v in amounts)
 
 
 @pytest.mark.parametrize(
@@ -285,7 +394,10 @@ def test_demo_with_state_shows_open_orders_and_balances(
     match = re.search(r"^state: (\d+) orders, \d+ bets, \d+ resyncs, 0 gaps; synced", out, re.M)
     assert match and int(match[1]) > 0
     assert re.search(r"^  open orders \(\d+\)$", out, re.M)
-    balances = re.findall(r"^    \w+ 0x[0-9a-f]{40}: balance \d+\.\d+$", out, re.M)
+    open_order = r"    #\d+ status \w+ on \w+ stake [\d,]+\.\d\d+ matched [\d,]+\.\d\d+ @ [\d.]+"
+    assert all(re.fullmatch(open_order, line) for line in re.findall(r"^    #.*$", out, re.M))
+    balances = re.findall(r"^    user 0x[0-9a-f]{40} on \w+ balance \d{1,3}(,\d{3})*\.\d\d+$",
+                          out, re.M)
     assert len(balances) == 2
 
 
@@ -407,9 +519,9 @@ def test_listen_beyond_the_connection_limit(
         finally:
             holder.close()
     (line,) = capsys.readouterr().err.splitlines()
-    assert line == (
+    assert line.startswith(
         "mmws: error: the server refused the connection: too many open for this key "
-        "(Connection limit exceeded)"
+        "(Connection limit exceeded"
     )
 
 
@@ -462,35 +574,107 @@ def test_a_fatal_error_mid_stream_ends_listen_with_one_line(
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("argv", "message", "prog"),
     [
-        ([], "mmws: error: the following arguments are required: COMMAND"),
-        (
-            ["listen", "--channels", "orders,nope"],
-            "mmws listen: error: argument --channels: unknown channel 'nope'",
-        ),
-        (["listen", "--channels", ","], "mmws listen: error: argument --channels: no channel"),
-        (
-            ["demo", "--duration", "-1"],
-            "mmws demo: error: argument --duration: must be a positive number",
-        ),
-        (["demo", "--rate", "fast"], "mmws demo: error: argument --rate: not a number"),
-        (["demo", "--rate", "-3"], "mmws demo: error: argument --rate: must be 0 or more"),
-        (["replay"], "mmws replay: error: the following arguments are required: FILE"),
-        (["replay", "x", "--speed", "0"], "mmws replay: error: argument --speed: must be"),
-        (["replay", "x", "--speed", "soon"], "mmws replay: error: argument --speed: not a"),
-        (["fly"], "mmws: error: argument COMMAND: invalid choice: 'fly'"),
+        ([], "the following arguments are required: COMMAND", "mmws"),
+        (["fly"], "unknown command 'fly'; choose from demo, sim, listen, record, replay, relay",
+         "mmws"),
+        (["listen", "--channels", "orders,nope"], "argument --channels: unknown channel 'nope'",
+         "mmws listen"),
+        (["listen", "--channels", ","], "argument --channels: no channel", "mmws listen"),
+        (["demo", "--duration", "-1"], "argument --duration: must be a positive number",
+         "mmws demo"),
+        (["demo", "--rate", "fast"], "argument --rate: not a number", "mmws demo"),
+        (["demo", "--rate", "-3"], "argument --rate: must be 0 or more", "mmws demo"),
+        (["demo", "extra"], "unrecognized arguments: extra", "mmws demo"),
+        (["replay"], "the following arguments are required: FILE", "mmws replay"),
+        (["replay", "x", "--speed", "0"], "argument --speed: must be", "mmws replay"),
+        (["replay", "x", "--speed", "soon"], "argument --speed: not a", "mmws replay"),
+        (["sim", "--port", "99999"], "argument --port: port must be 0-65535", "mmws sim"),
+        (["sim", "--rate", "-1"], "argument --rate: must be 0 or more", "mmws sim"),
+        (["sim", "--heartbeat-interval", "0"],
+         "argument --heartbeat-interval: must be a positive number", "mmws sim"),
+        (["sim", "--heartbeat-interval", "nan"],
+         "argument --heartbeat-interval: must be a positive number", "mmws sim"),
+        (["sim", "extra"], "unrecognized arguments: extra", "mmws sim"),
     ],
-)
+)  # fmt: skip
 def test_usage_errors_are_one_line_and_exit_2(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str], message: str, prog: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """One form for every command, the simulator's too: ``mmws: error: <message>``, then
+    where the help is."""
     assert main(argv) == 2
     captured = capsys.readouterr()
     (line,) = captured.err.splitlines()
-    assert line.startswith(message)
-    assert line.endswith("--help')")
+    assert line.startswith(f"mmws: error: {message}")
+    assert line.endswith(f" (see '{prog} --help')")
     assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["demoo"], "unknown command 'demoo' (did you mean 'demo'?)"),
+        (["lisen", "--jsonl"], "unknown command 'lisen' (did you mean 'listen'?)"),
+        (["replya", "x.jsonl"], "unknown command 'replya' (did you mean 'replay'?)"),
+        (["simm"], "unknown command 'simm' (did you mean 'sim'?)"),
+        (["listen", "--durration", "5"],
+         "unrecognized arguments: --durration 5 (did you mean '--duration'?)"),
+        (["record", "x.jsonl", "--chanels=orders"],
+         "unrecognized arguments: --chanels=orders (did you mean '--channels'?)"),
+        (["sim", "--prot", "0"], "unrecognized arguments: --prot 0 (did you mean '--port'?)"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_command_or_option_gets_a_suggestion(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"mmws: error: {expected}\n"
+    assert captured.out == ""
+
+
+def test_a_misspelt_command_as_a_subprocess(env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [*CLI, "demoo"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "mmws: error: unknown command 'demoo' (did you mean 'demo'?)\n"
+
+
+def _option_defaults() -> Iterator[tuple[str, str, Any, str]]:
+    """(command, option, default, help) of every option that takes a value."""
+    from mmws.cli import _parser
+    from mmws.sim.__main__ import build_parser
+
+    parsers: dict[str, Any] = {**_parser().commands, "sim": build_parser("mmws sim")}
+    for command, parser in parsers.items():
+        for action in parser._actions:
+            if action.option_strings and action.nargs != 0:
+                yield command, action.option_strings[-1], action.default, action.help or ""
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "default", "text"),
+    list(_option_defaults()),
+    ids=[f"{c} {o}" for c, o, _, _ in _option_defaults()],
+)
+def test_every_option_states_its_default(
+    command: str, option: str, default: Any, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every option that takes a value says what it is without one, and says it right."""
+    stated = re.search(r"\(default: ([^)]*)\)", text)
+    assert stated, f"mmws {command} {option}: {text!r}"
+    if isinstance(default, float):
+        assert stated[1].startswith(f"{default:g}")
+    elif isinstance(default, tuple):
+        assert stated[1] == ",".join(default)
+    elif default is not None:
+        assert stated[1] == str(default)
+    assert main([command, "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())  # as printed, unwrapped
+    assert " ".join(text.split()) in help_text
 
 
 @pytest.mark.parametrize("command", ["demo", "listen", "record", "replay"])
@@ -527,7 +711,44 @@ def test_python_dash_m_mmws_is_the_command(env: dict[str, str]) -> None:
 
 def test_sim_help_is_the_simulators(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "--help"]) == 0
-    assert "--port" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.startswith("usage: mmws sim ")
+    for stated in ("(default: 127.0.0.1)", "(default: 8765)", "(default: 20)", "(default: 60)"):
+        assert stated in out
+    assert "example: mmws sim --port 0" in out
+
+
+def test_sim_does_not_print_back_a_key_it_was_given(env: dict[str, str]) -> None:
+    child = pexpect.spawn(
+        sys.executable, [*CLI[1:], "sim", "--port", "0", "--api-key", KEY], env=env,
+        encoding="utf-8", timeout=15, preexec_fn=ctrl_c_works,
+    )  # fmt: skip
+    try:
+        child.expect("Ctrl-C to stop")
+        shown = child.before
+        child.sendintr()
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert "MM API key:     as given with --api-key (\u20269c11)" in shown
+    assert KEY not in shown and KEY[:8] not in shown
+    assert child.exitstatus == 0
+
+
+def test_sim_failing_to_start_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with Simulator(rate=0) as taken:
+        assert main(["sim", "--host", "127.0.0.1", "--port", str(taken.port)]) == 1
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith("mmws: error: cannot start the simulator: [Errno ")
+    assert "in use" in line
+    assert captured.out == ""
+
+
+def test_sim_does_not_echo_a_key_given_by_mistake(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", KEY]) == 2
+    err = capsys.readouterr().err
+    assert err == "mmws: error: unrecognized arguments: *** (see 'mmws sim --help')\n"
 
 
 def test_sim_runs_until_ctrl_c(env: dict[str, str]) -> None:
@@ -563,12 +784,53 @@ def test_replay_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "is not an mmws recording" in line
 
 
-def test_record_to_an_unwritable_place_is_one_line(
+def test_record_to_a_missing_directory_fails_before_the_simulator_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "no" / "such" / "dir" / "x.jsonl"
     assert main(["record", str(target), "--duration", "1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"mmws: error: cannot write {target}: no such directory {target.parent}\n"
+    )
+    assert captured.out == ""  # no "-- simulator on ..." line: nothing was started
+
+
+def test_record_to_a_directory_fails_before_the_simulator_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["record", str(tmp_path), "--duration", "1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"mmws: error: cannot write {tmp_path}: ")
+    assert captured.out == ""
+
+
+def test_record_from_a_server_checks_the_file_before_connecting(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MMWS_API_KEY", KEY)
+    target = tmp_path / "missing" / "x.jsonl"
+    assert main(["record", str(target), "--url", sim.mm_url, "--duration", "1"]) == 1
     assert capsys.readouterr().err.startswith(f"mmws: error: cannot write {target}: ")
+    assert sim.stats.connections_opened == 0
+
+
+def test_the_check_of_a_recording_file_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is probed before anything starts; when the run then fails before the
+    recording starts, a new file is not left behind and an existing one keeps its content."""
+    monkeypatch.setenv("MMWS_API_KEY", KEY)
+    new = tmp_path / "new.jsonl"
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("an earlier recording\n")
+    for target in (new, kept):
+        assert main(["record", str(target), "--url", "http://127.0.0.1:9/x"]) == 1
+    (line, _) = capsys.readouterr().err.splitlines()
+    assert line == "mmws: error: url must start with ws:// or wss://, got 'http://127.0.0.1:9/x'"
+    assert not new.exists()
+    assert kept.read_text() == "an earlier recording\n"
 
 
 # -- damaged input and awkward values (found in review) ----------------------------------------
