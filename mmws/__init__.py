@@ -13,6 +13,8 @@ from mmws._session import LineHealth as LineHealth
 from mmws._version import __version__ as __version__
 from mmws.errors import *  # noqa: F403
 from mmws.feed import *  # noqa: F403
+from mmws.format import to_dict as to_dict
+from mmws.format import to_records as to_records
 from mmws.lifecycle import *  # noqa: F403
 from mmws.mm import *  # noqa: F403
 from mmws.record import Recorder as Recorder
@@ -52,6 +54,8 @@ if not TYPE_CHECKING:
         "Recorder",
         "RelayLoss",
         "__version__",
+        "to_dict",
+        "to_records",
         "replay",
         *_errors.__all__,
         *_lifecycle.__all__,

@@ -1,4 +1,5 @@
-"""The ``mmws`` command: ``demo``, ``sim``, ``listen``, ``record``, ``replay`` and ``relay``.
+"""The ``mmws`` command: ``demo``, ``sim``, ``listen``, ``record``, ``replay``, ``relay`` and
+``watch``.
 
 ::
 
@@ -8,6 +9,7 @@
     mmws record session.jsonl --duration 60         # no --url: records the simulator
     mmws replay session.jsonl --speed 2
     mmws relay --redis redis://127.0.0.1:6379/0 --stream mmws:mm --state
+    mmws watch --rate 50                            # open orders, balances, scores, live
 
 One event becomes one line in :func:`format_event` (pretty) or :func:`event_to_json` (JSON
 lines); both are plain functions that tests and other tools can call. Expected failures
@@ -406,6 +408,22 @@ def _cmd_replay(args: argparse.Namespace, out: _Out) -> None:
     out.summary(None, f", replayed from {args.file}")
 
 
+def _cmd_watch(args: argparse.Namespace, out: _Out) -> None:
+    from mmws.watch import watch
+
+    with ExitStack() as stack:
+        if args.url is None:
+            sim = stack.enter_context(_simulator(args, out))
+            key, url = sim.api_key, sim.mm_url
+        else:
+            key, url = _api_key(args, out), args.url
+        client = MMClient(key, channels=args.channels, url=url, state=True)
+        _connect(stack, client)
+        view = watch(client, out=out.stdout, duration=args.duration, every=args.every)
+    if view.closed and view.closed != "closed":
+        raise _Failure(f"the stream ended: {view.closed}")
+
+
 def _cmd_relay(args: argparse.Namespace, out: _Out) -> None:
     try:
         from mmws.redis import RedisRelay
@@ -743,6 +761,31 @@ def _parser() -> _Parser:
         "-v", "--verbose", action="store_true", help="also log what the client does to stderr"
     )
     relay.set_defaults(run=_cmd_relay)
+
+    watch_cmd = commands.add_parser(
+        "watch",
+        parents=[running, server, simulated],
+        formatter_class=fmt,
+        help="a live view of open orders, balances, scores and the connection",
+        description=_wrap(
+            "Keep the state of an MM stream and show it live: the connection's health, the "
+            "emergency switch, open orders, balances and scores. Full screen on a terminal "
+            "(the 'watch' extra, rich); a plain summary every few seconds in a pipe. Without "
+            "--url the bundled simulator is started in-process. Ctrl-C ends it."
+        ),
+        epilog=f"examples:\n  mmws watch --rate 50\n  {KEY_ENV}=... mmws watch --url {DEFAULT_URL}",
+    )
+    watch_cmd.add_argument(
+        "--url", help="the server's WebSocket URL (default: an in-process simulator)"
+    )
+    watch_cmd.add_argument(
+        "--every", type=_positive, default=5.0, metavar="S",
+        help="without a terminal: seconds between summaries (default: 5)",
+    )  # fmt: skip
+    watch_cmd.add_argument(
+        "-v", "--verbose", action="store_true", help="also log what the client does to stderr"
+    )
+    watch_cmd.set_defaults(run=_cmd_watch)
     parser.commands = dict(commands.choices)
     return parser
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from enum import Enum
@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from mmws._display import register
 from mmws.feed.events import (
     BatchUpdate,
     FeedError,
@@ -59,7 +60,7 @@ from mmws.mm.events import (
     Unsubscribed,
 )
 
-__all__ = ["event_to_json", "format_event"]
+__all__ = ["event_to_json", "format_event", "to_dict", "to_records"]
 
 _RESET = "\033[0m"
 _DIM = "2"
@@ -469,3 +470,107 @@ def event_to_json(event: Any, at: float | None = None) -> str:
     if isinstance(body, dict):
         out.update(body)
     return json.dumps(out, ensure_ascii=False, allow_nan=False)
+
+
+# -- for people and for pandas: str(), the pretty block, to_dict, to_records ---------------
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON data: models and events as dicts, enums as their values,
+    datetimes as ISO strings, exceptions as their message, frozen maps as dicts."""
+    if attrs.has(type(value)):
+        return {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))
+                if f.name != "frame"}  # fmt: skip
+    if isinstance(value, Enum):
+        return _plain(value.value)
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, BaseException):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # "nan", "inf": JSON has no literal for them
+    return value
+
+
+def to_dict(event: Any) -> dict[str, Any]:
+    """One event as a plain, JSON-safe dict: ``type`` (the class name), ``channel`` for
+    data events, then every field by its snake_case name (``None`` included, so each type
+    always has the same keys). Models become nested dicts, enums their wire values,
+    datetimes ISO strings (UTC ``Z``), exceptions their message. The raw ``frame`` is left
+    out. ``json.dumps(to_dict(event))`` always works."""
+    if not attrs.has(type(event)):
+        raise TypeError(f"not an mmws event: {type(event).__name__}")
+    out: dict[str, Any] = {"type": type(event).__name__}
+    channel = getattr(event, "channel", None)
+    if isinstance(channel, str):
+        out["channel"] = channel
+    body = _plain(event)
+    out.update(body)
+    return out
+
+
+def _cell(value: Any) -> Any:
+    """A value for one column: scalars as they are, anything nested as JSON text."""
+    plain = _plain(value)
+    if isinstance(plain, dict | list):
+        return json.dumps(plain, ensure_ascii=False, sort_keys=True) if plain else None
+    return plain
+
+
+def _record(event: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"type": type(event).__name__}
+    if isinstance(event, Broadcast):
+        row["channel"] = event.channel
+        row["event"] = _plain(event.event)
+        row["received_at"] = event.received_at
+        payload = event.payload
+        names = [f.name for f in attrs.fields(type(payload))]
+        for name in names:
+            row[name] = _cell(getattr(payload, name))
+        for name in names:
+            if name != "extra":
+                row[f"old_{name}"] = _cell(event.old.get(name))
+        return row
+    for field in attrs.fields(type(event)):
+        if field.name != "frame":
+            row[field.name] = _cell(getattr(event, field.name))
+    return row
+
+
+def to_records(events: Iterable[Any]) -> list[dict[str, Any]]:
+    """Flat rows, one per event, for ``pandas.DataFrame(to_records(events))`` or a CSV
+    writer. Every row has ``type``; a data event's row also has ``channel``, ``event`` and
+    ``received_at``, then each field of its payload as a column (an ``Order``'s
+    ``order_id``, ``order_status`` ...) and ``old_<field>`` for each of them (``None`` when
+    the field did not change). Any other event's row has its own fields. The columns of one
+    event type are always the same; values are scalars (a nested map, ``extra`` for one,
+    is JSON text)."""
+    return [_record(event) for event in events]
+
+
+def _block(event: Any) -> str:
+    """The readable multi-line form (IPython, Jupyter): the event's line, then one field
+    per line, changed fields with their old value."""
+    lines = [format_event(event)]
+    if isinstance(event, Broadcast):
+        payload = event.payload
+        fields = [(f.name, getattr(payload, f.name)) for f in attrs.fields(type(payload))]
+        shown = [(n, v) for n, v in fields if v is not None and not (n == "extra" and not v)]
+        width = max((len(n) for n, _ in shown), default=0)
+        for name, value in shown:
+            was = f"   (was {_text(event.old[name])})" if name in event.old else ""
+            lines.append(f"  {name:<{width}}  {_text(value)}{was}")
+        return "\n".join(lines)
+    fields = [(f.name, getattr(event, f.name)) for f in attrs.fields(type(event))]
+    shown = [(n, v) for n, v in fields if v is not None and n != "frame"]
+    width = max((len(n) for n, _ in shown), default=0)
+    for name, value in shown:
+        lines.append(f"  {name:<{width}}  {_text(value)}")
+    return "\n".join(lines)
+
+
+register(format_event, _block)

@@ -14,7 +14,6 @@ missing, it prints a plain summary every few seconds instead. Ctrl-C ends it cle
 
 from __future__ import annotations
 
-import math
 import queue
 import time
 from collections import deque
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from mmws.errors import MmwsError
+from mmws.format import _money
 from mmws.lifecycle import Closed
 from mmws.mm.client import MMClient
 from mmws.mm.events import Broadcast, GapDetected, Resynced
@@ -31,14 +31,6 @@ from mmws.mm.state import StateSnapshot
 __all__ = ["View", "watch"]
 
 _RATE_WINDOW = 5.0  # seconds over which events/s is counted
-
-
-def _money(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "-" if value is None else str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    return f"{value:,.2f}"
 
 
 def _score_text(score: Score) -> str:
@@ -142,7 +134,7 @@ class View:
             lines.append(f"     #{row[0]} {row[1]} {row[2]} on {row[3]} stake {row[4]} "
                          f"matched {row[5]} @ {row[6]}")  # fmt: skip
         for exchange, user, balance in self.balances():
-            lines.append(f"   balance {exchange} {user}: {balance}")
+            lines.append(f"   user {user} on {exchange} balance {balance}")
         for fixture, score in self.scores(3):
             lines.append(f"   score {fixture}: {score}")
         return "\n".join(lines)

@@ -21,6 +21,8 @@ def test_all_is_the_union_of_the_modules_lists_without_repeats() -> None:
         "Recorder",
         "RelayLoss",
         "__version__",
+        "to_dict",
+        "to_records",
         "replay",
     }
     assert set(mmws.__all__) == expected

@@ -88,7 +88,7 @@ def test_in_a_pipe_it_prints_plain_summaries() -> None:
     summaries = [line for line in lines if line.startswith("-- connected ws://127.0.0.1")]
     assert len(summaries) >= 3  # every 0.3 s, and once at the end
     assert any(line.startswith("   open orders ") for line in lines)
-    assert any(line.startswith("   balance ") for line in lines)
+    assert any(line.startswith("   user ") and " balance " in line for line in lines)
     assert lines[-1] == "watch ended"
 
 
@@ -136,3 +136,22 @@ def test_the_plain_summary_shows_open_orders_and_balances(mmws_sim: Any) -> None
     text = out.getvalue()
     assert "open orders 1 of 1" in text
     assert "#42 PLACED - on betfair stake 1,500.00 matched 0.00 @ 0.45" in text
+
+
+def test_mmws_watch_runs_the_simulator_in_a_terminal_until_ctrl_c() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "MMWS_API_KEY")}
+    env.update(TERM="xterm-256color")
+    child = pexpect.spawn(
+        sys.executable, ["-m", "mmws", "watch", "--rate", "80"], encoding="utf-8",
+        timeout=20, preexec_fn=ctrl_c_works, env=env, dimensions=(50, 140),
+    )  # fmt: skip
+    try:
+        child.expect("Open orders")
+        child.expect("Balances")
+        child.sendintr()
+        child.expect(pexpect.EOF)
+        output = child.before
+    finally:
+        child.close()
+    assert child.exitstatus == 0, output
+    assert "Traceback" not in output
