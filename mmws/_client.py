@@ -180,7 +180,11 @@ class StreamClient(Commands, Generic[E]):
         ``AuthenticationError`` for rejected credentials (never retried),
         ``ConnectionLimitError``, and ``ConnectError`` when the host cannot be reached or the
         handshake fails (``ConnectTimeout`` when ``connect_timeout`` ran out). Calling it on a
-        connected client does nothing; on a closed client it raises ``ClientClosed``."""
+        connected client does nothing; on a closed client it raises ``ClientClosed``.
+
+        Returns:
+            The client itself, so ``client = MMClient(key).connect()`` works.
+        """
         with self._lock:
             if self._closing:
                 raise ClientClosed("this client was closed; create a new one")
@@ -211,7 +215,8 @@ class StreamClient(Commands, Generic[E]):
 
     @property
     def queue(self) -> EventQueue:
-        """The event queue itself: ``get``, ``get_nowait``, ``qsize``, ``empty``."""
+        """The client's event queue, for its ``get``, ``get_nowait``, ``qsize`` and ``empty``
+        (``qsize()`` is what ``health().queue_depth`` reports)."""
         return self._queue
 
     def get(self, timeout: float | None = None) -> E:
@@ -219,15 +224,32 @@ class StreamClient(Commands, Generic[E]):
 
         Raises ``queue.Empty`` on timeout, like ``queue.Queue``. Once the client is closed
         and every event was taken, raises the fatal error that closed it, or
-        ``ClientClosed``."""
+        ``ClientClosed``.
+
+        Args:
+            timeout: Seconds to wait for an event; ``None`` (the default) waits forever.
+
+        Returns:
+            mmws.MMStreamEvent | mmws.FeedStreamEvent: The next event: an ``MMStreamEvent``
+            from an ``MMClient``, a ``FeedStreamEvent`` from a ``FeedClient``.
+        """
         return self._queue.get(True, timeout)  # type: ignore[no-any-return]
 
     def get_nowait(self) -> E:
-        """The next event if one is queued, else ``queue.Empty`` at once."""
+        """The next event if one is queued, else ``queue.Empty`` at once.
+
+        Returns:
+            mmws.MMStreamEvent | mmws.FeedStreamEvent: The next event, as :meth:`get`.
+        """
         return self._queue.get(False)  # type: ignore[no-any-return]
 
     def __iter__(self) -> Iterator[E]:
-        """Every event, blocking; ends after the final ``Closed`` event."""
+        """Every event, blocking; ends after the final ``Closed`` event.
+
+        Returns:
+            Iterator[mmws.MMStreamEvent | mmws.FeedStreamEvent]: The events, in order, as
+            :meth:`get` returns them.
+        """
         while True:
             try:
                 event = self._queue.get(True, None)
@@ -238,7 +260,11 @@ class StreamClient(Commands, Generic[E]):
                 return
 
     def health(self) -> Health:
-        """A snapshot of the connection: state, times, counters, queue depth, last error."""
+        """A snapshot of the connection: state, times, counters, queue depth, last error.
+
+        Returns:
+            A :class:`~mmws.Health`, safe to log (no secret is in it).
+        """
         with self._lock:
             return Health(
                 state=self._state.value,
@@ -260,7 +286,12 @@ class StreamClient(Commands, Generic[E]):
         """Stop: unsubscribe (best effort), close the socket and join every thread.
 
         Idempotent. Returns within ``timeout`` seconds even when the server is stalled.
-        Events already queued stay readable; then ``get()`` raises ``ClientClosed``."""
+        Events already queued stay readable; then ``get()`` raises ``ClientClosed``.
+
+        Args:
+            timeout: Seconds to wait, at most, for the goodbye, the socket and the threads
+                (default 5).
+        """
         deadline = time.monotonic() + max(0.0, timeout)
         with self._lock:
             first = not self._closing
@@ -287,10 +318,12 @@ class StreamClient(Commands, Generic[E]):
                 transport.close(timeout=max(0.05, min(0.5, deadline - time.monotonic())))
             self._queue.abort_producers()
         current = threading.current_thread()
+        with self._lock:
+            threads = list(self._threads)  # complete: no thread starts once _stop is set
         # The dispatch thread runs until it has delivered Closed, so it is joined last,
         # after _finish() queued Closed; joining it first would wait out the whole timeout.
-        dispatch = [t for t in self._threads if t.name == "mmws-dispatch"]
-        for thread in self._threads:
+        dispatch = [t for t in threads if t.name == "mmws-dispatch"]
+        for thread in threads:
             if thread is not current and thread not in dispatch:
                 thread.join(max(0.0, deadline - time.monotonic()))
         self._finish(None)
@@ -457,8 +490,14 @@ class StreamClient(Commands, Generic[E]):
         thread = threading.Thread(
             target=run, name=f"mmws-{name}{self._thread_suffix}", daemon=True
         )
-        self._threads.append(thread)
-        thread.start()
+        # Started and listed in one step, and never once close() has begun: close() joins
+        # every listed thread, and a thread listed but not started yet cannot be joined
+        # (a line's connect thread could start its writer while the user closed).
+        with self._lock:
+            if self._stop.is_set():
+                return
+            thread.start()
+            self._threads.append(thread)
 
     def _finish(self, error: MmwsError | None) -> None:
         """Queue the final ``Closed`` event once, and close the queue."""

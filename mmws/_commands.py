@@ -48,7 +48,15 @@ class Commands:
 
     def ping(self, timeout: float | None = None) -> float:
         """Send a ping and wait for the pong; return the round trip in seconds (within
-        ``timeout``, by default ``pong_timeout``; ``TransportTimeout`` otherwise)."""
+        ``timeout``, by default ``pong_timeout``; ``TransportTimeout`` otherwise).
+
+        Args:
+            timeout: Seconds to wait for the pong; ``None`` uses the client's
+                ``pong_timeout``.
+
+        Returns:
+            The round trip, in seconds.
+        """
         deadline = time.monotonic() + (self._keepalive_args[1] if timeout is None else timeout)
         sent: list[float] = []
         wanted = [0]

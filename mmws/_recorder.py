@@ -41,7 +41,21 @@ def open_recording(path: str | Path, mode: str) -> IO[str]:
 
 class Recorder:
     """Writes frames as they arrive. Thread-safe; pass it as ``record=`` to a client, or
-    give the client a path and it makes one."""
+    give the client a path and it makes one.
+
+    Opening it creates (or empties) the file and writes the header line; use it as a
+    context manager, or call :meth:`close`.
+
+    Args:
+        path: The file to write; gzip when the name ends in ``.gz``.
+        protocol: ``"mm"`` (the default) or ``"feed"``: the protocol core :func:`replay`
+            decodes the frames with.
+        secrets: Texts to replace by ``***`` wherever they appear in a frame (a client adds
+            its own key or token).
+
+    Attributes:
+        path: The file being written, as a ``Path``.
+    """
 
     def __init__(
         self, path: str | Path, protocol: str = "mm", secrets: Sequence[str] = ()
@@ -56,12 +70,24 @@ class Recorder:
         self._line({"mmws_recording": FORMAT, "protocol": protocol, "started": started})
 
     def add_secrets(self, *secrets: str) -> None:
+        """Also replace these texts by ``***`` in every frame written from now on."""
         self._secrets = tuple({*self._secrets, *(s for s in secrets if s)})
 
     def connected(self, url: str) -> None:
+        """Write that a connection opened; :func:`replay` yields a ``Connected`` for it.
+
+        Args:
+            url: The URL connected to; written with the secrets redacted.
+        """
         self._line({"t": time.time(), "connect": redact(url, *self._secrets)})
 
     def frame(self, data: bytes | str, when: float | None = None) -> None:
+        """Write one frame the server sent, with the secrets replaced by ``***``.
+
+        Args:
+            data: The frame, as ``str`` or UTF-8 ``bytes``.
+            when: When it arrived, in epoch seconds (``time.time()``); ``None`` for now.
+        """
         text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
         for secret in self._secrets:
             if secret in text:
@@ -69,6 +95,7 @@ class Recorder:
         self._line({"t": time.time() if when is None else when, "frame": text})
 
     def close(self) -> None:
+        """Flush and close the file. Idempotent; a client closes a recorder it made."""
         with self._lock:
             if self._file is not None:
                 self._file.close()

@@ -67,7 +67,12 @@ class RelayLoss(lifecycle.LifecycleEvent):
     far behind that the stream's ``maxlen`` trimmed entries before it read them) or
     ``"error"`` (the relay failed to write them for a reason other than the broker: a bug,
     logged on the relay's host). A state fed by the stream is out of date from here until
-    the next snapshot."""
+    the next snapshot.
+
+    Attributes:
+        count: How many events are missing, at least.
+        reason: Why: ``"buffer"``, ``"trimmed"`` or ``"error"``.
+    """
 
     count: int
     reason: str

@@ -87,6 +87,34 @@ class Health:
     ``failovers`` counts the times a line went down while another carried the stream, and
     ``held`` the broadcasts held back until another line brought the one before them
     (``state=True``; see ``line_hold``).
+
+    Attributes:
+        state: Where the client is: ``"idle"`` (made, not connected yet), ``"connecting"``
+            (in ``connect()``), ``"connected"``, ``"reconnecting"`` (the connection was
+            lost; waiting or trying again) or ``"closed"`` (for good). With ``lines=2`` or
+            more, the best state of any line.
+        url: The URL connected to (or to be connected to), with the key or token redacted.
+        connected_since: When the current connection opened (an aware UTC ``datetime``;
+            while reconnecting, the last one); ``None`` before the first.
+        last_message_at: When the last frame arrived (UTC); ``None`` before the first
+            connection.
+        reconnects: How many times the client reconnected successfully (the first connection
+            does not count).
+        queue_depth: How many events wait in the queue now.
+        dropped: Events coalesced away so far, per channel (only ``scores`` can be), e.g.
+            ``{"scores": 3}``.
+        last_rtt: The round trip of the last answered ping, in seconds; ``None`` before one.
+        last_error: Why the last connection or attempt failed, as text; ``None`` if nothing
+            failed yet.
+        clock_offset: ``FeedClient`` only: the server's clock minus this machine's, in
+            seconds, from the last pong; ``None`` without one (and always on MM).
+        subscriptions: What the server confirmed on the current connection: MM channels or
+            feed topics (``CHANNEL:scope``); empty while disconnected.
+        lines: With ``lines=2`` or more: one :class:`LineHealth` per line; else empty.
+        failovers: With ``lines=2`` or more: how often a line went down while another
+            carried the stream.
+        held: With ``lines=2`` or more and ``state=True``: how many broadcasts were held back
+            until another line brought the one before them.
     """
 
     state: str
@@ -112,6 +140,19 @@ class LineHealth:
     ``accepted``: broadcasts this line brought first (delivered from it); ``duplicates``:
     copies it brought after another line; ``lag``: how far behind the first copy its copies
     come, in seconds (smoothed; 0 for the line that is usually first, ``None`` before any).
+
+    Attributes:
+        line: The line's number, from 0.
+        state: The line's own state: ``"idle"``, ``"connecting"``, ``"connected"``,
+            ``"reconnecting"`` or ``"closed"`` (as :attr:`Health.state`).
+        url: The URL the line connects to, with the key redacted.
+        last_rtt: The round trip of the line's last answered ping, in seconds; ``None``
+            before one.
+        reconnects: How many times this line reconnected.
+        accepted: Broadcasts this line brought first (delivered from it).
+        duplicates: Copies this line brought after another line (dropped).
+        lag: How far behind the first copy this line's copies come, in seconds (smoothed);
+            ``None`` before any copy.
     """
 
     line: int

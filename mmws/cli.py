@@ -267,7 +267,8 @@ def _simulator(args: argparse.Namespace, out: _Out) -> Iterator[Any]:
         from mmws.sim import Simulator
     except ImportError as exc:
         raise _Failure(
-            f"the simulator needs the 'sim' extra: python -m pip install 'mmws[sim]' ({exc})"
+            f"the simulator needs the 'sim' extra (in a checkout of mmws: python -m pip install "
+            f"'.[sim]') ({exc})"
         ) from None
     with Simulator(seed=args.seed, rate=args.rate) as sim:
         out.secrets.extend((sim.api_key, sim.feed_token))
@@ -429,7 +430,8 @@ def _cmd_relay(args: argparse.Namespace, out: _Out) -> None:
         from mmws.redis import RedisRelay
     except ImportError as exc:
         raise _Failure(
-            f"the relay needs the 'redis' extra: pip install 'mmws[redis]' ({exc})"
+            f"the relay needs the 'redis' extra (in a checkout of mmws: python -m pip install "
+            f"'.[redis]') ({exc})"
         ) from None
     with ExitStack() as stack:
         if args.url is None:
@@ -470,7 +472,8 @@ def _cmd_sim(argv: Sequence[str]) -> int:
         module = importlib.import_module("mmws.sim.__main__")
     except ImportError as exc:
         raise _Failure(
-            f"the simulator needs the 'sim' extra: python -m pip install 'mmws[sim]' ({exc})"
+            f"the simulator needs the 'sim' extra (in a checkout of mmws: python -m pip install "
+            f"'.[sim]') ({exc})"
         ) from None
     result = module.main(list(argv), prog="mmws sim")
     return int(result or 0)
@@ -813,7 +816,16 @@ def _logging(verbose: bool, stderr: TextIO) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``mmws`` command with ``argv`` (default ``sys.argv[1:]``); return the exit
-    status."""
+    status.
+
+    Args:
+        argv: The arguments after the program name, e.g. ``["demo", "--duration", "5"]``;
+            ``None`` (the default) uses ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 on success, 1 for an error, 2 for a usage error, 130 after
+        Ctrl-C.
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
     stdout, stderr = sys.stdout, sys.stderr
     try:

@@ -82,6 +82,10 @@ class RemoteProtocolError(ProtocolError):
     """The server sent a frame we cannot decode.
 
     ``raw`` holds the start of the offending frame (at most 200 characters) for bug reports.
+
+    Args:
+        message: What is wrong with the frame.
+        raw: The frame, or its start; only the first 200 characters are kept.
     """
 
     def __init__(self, message: str, raw: str = "") -> None:
@@ -90,7 +94,14 @@ class RemoteProtocolError(ProtocolError):
 
 
 class ServerError(MmwsError):
-    """The server answered with an error frame. ``code`` may be ``None`` (MM sends text only)."""
+    """The server answered with an error frame. ``code`` may be ``None`` (MM sends text only).
+
+    ``str(error)`` is ``"<code>: <message>"``, or the message alone without a code.
+
+    Args:
+        message: The server's error text, kept as ``message``.
+        code: The server's error code, kept as ``code``; ``None`` when it sent none.
+    """
 
     def __init__(self, message: str, code: str | None = None) -> None:
         self.message = message
@@ -120,6 +131,14 @@ class RestError(ServerError):
     ``status`` is the HTTP status. ``detail`` is the server's explanation (FastAPI's
     ``detail`` text, or the start of the body), possibly empty; it never holds the API key.
     ``retry_after`` is the server's ``Retry-After`` in seconds when it sent one, else ``None``.
+
+    Args:
+        message: What failed, e.g. ``"GET /api/v1/orders failed with HTTP 404"``; kept as
+            ``message``.
+        status: The HTTP status, kept as ``status``.
+        detail: The server's explanation, kept as ``detail`` (may be empty).
+        retry_after: The server's ``Retry-After``, in seconds, kept as ``retry_after``;
+            ``None`` when it sent none.
     """
 
     def __init__(
@@ -151,6 +170,13 @@ class ConnectError(TransportError):
     ``status`` is the HTTP status of a refused upgrade (for example 429 or 503, or a 3xx
     redirect, which is never followed), else ``None``. ``retry_after`` is the server's
     ``Retry-After`` in seconds (capped at 10 minutes), else ``None``.
+
+    Args:
+        message: What failed, as a sentence (URLs redacted).
+        status: The HTTP status of a refused upgrade, kept as ``status``; ``None`` when the
+            failure was not an HTTP answer.
+        retry_after: The server's ``Retry-After``, in seconds, kept as ``retry_after``;
+            ``None`` when it sent none.
     """
 
     def __init__(
@@ -181,7 +207,12 @@ class HeartbeatTimeout(TransportTimeout):
 
 
 class ConnectionClosed(TransportError):
-    """The connection ended. ``code`` is the close code (1006 when no close frame came)."""
+    """The connection ended. ``code`` is the close code (1006 when no close frame came).
+
+    Args:
+        code: The WebSocket close code, kept as ``code`` (default 1006: no close frame).
+        reason: The close frame's reason text, kept as ``reason`` (may be empty).
+    """
 
     def __init__(self, code: int = 1006, reason: str = "") -> None:
         self.code = code

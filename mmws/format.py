@@ -393,6 +393,12 @@ def format_event(event: Any, at: float | None = None, *, color: bool = False) ->
     for the ones that need attention). ``color=True`` adds ANSI colours. Control characters
     in the server's text are shown escaped (``\\n``, ``\\x1b``), so the line stays one line
     and cannot drive the terminal. Any event type gives a line, unknown ones their ``repr``.
+
+    Args:
+        event: Any event (or any object: an unknown one gives its ``repr``).
+        at: When it arrived, in seconds since the epoch (``time.time()``); shown as the
+            local time of day. ``None`` (the default) leaves the time out.
+        color: Add ANSI colours, for a terminal (default ``False``).
     """
     head = ""
     if at is not None:
@@ -459,7 +465,13 @@ def _iso(at: float) -> str:
 def event_to_json(event: Any, at: float | None = None) -> str:
     """One event as one line of JSON: ``type`` (the class name), ``time`` (ISO UTC, when
     ``at`` is given), ``channel`` for data events, then the event's fields. Fields that are
-    ``None`` are left out, datetimes are ISO strings, enums their wire values."""
+    ``None`` are left out, datetimes are ISO strings, enums their wire values.
+
+    Args:
+        event: Any event.
+        at: When it arrived, in seconds since the epoch; ``None`` (the default) leaves
+            ``time`` out.
+    """
     out: dict[str, Any] = {"type": type(event).__name__}
     if at is not None:
         out["time"] = _iso(at)
@@ -501,7 +513,11 @@ def to_dict(event: Any) -> dict[str, Any]:
     data events, then every field by its snake_case name (``None`` included, so each type
     always has the same keys). Models become nested dicts, enums their wire values,
     datetimes ISO strings (UTC ``Z``), exceptions their message. The raw ``frame`` is left
-    out. ``json.dumps(to_dict(event))`` always works."""
+    out. ``json.dumps(to_dict(event))`` always works.
+
+    Args:
+        event: Any mmws event (``TypeError`` for anything else).
+    """
     if not attrs.has(type(event)):
         raise TypeError(f"not an mmws event: {type(event).__name__}")
     out: dict[str, Any] = {"type": type(event).__name__}
@@ -548,7 +564,12 @@ def to_records(events: Iterable[Any]) -> list[dict[str, Any]]:
     ``order_id``, ``order_status`` ...) and ``old_<field>`` for each of them (``None`` when
     the field did not change). Any other event's row has its own fields. The columns of one
     event type are always the same; values are scalars (a nested map, ``extra`` for one,
-    is JSON text)."""
+    is JSON text).
+
+    Args:
+        events: mmws events, of one type or mixed: a list, a generator, a client (its
+            iteration blocks until it closes) or :func:`mmws.replay`.
+    """
     return [_record(event) for event in events]
 
 

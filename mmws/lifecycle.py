@@ -47,7 +47,16 @@ class LifecycleEvent(Shown):
 
 @attrs.frozen(slots=True)
 class Connected(LifecycleEvent):
-    """The WebSocket is open (the subscription is not confirmed yet). ``url`` is redacted."""
+    """The WebSocket is open (the subscription is not confirmed yet). ``url`` is redacted.
+
+    Attributes:
+        url: The URL connected to, with the key or token redacted.
+        attempt: 0 for the first connection; for a reconnect, the number of the attempt that
+            succeeded (from 1).
+        line: With ``lines=2`` or more: the number of the line (from 0) this event came
+            from, delivered only with ``line_events=True``; ``None`` for the stream's own
+            event.
+    """
 
     url: str
     attempt: int = 0
@@ -56,7 +65,17 @@ class Connected(LifecycleEvent):
 
 @attrs.frozen(slots=True)
 class Disconnected(LifecycleEvent):
-    """The connection ended. ``reason`` is a sentence; ``error`` the exception behind it."""
+    """The connection ended. ``reason`` is a sentence; ``error`` the exception behind it.
+
+    Attributes:
+        reason: Why the connection ended, as a sentence.
+        will_reconnect: ``True`` when the client reconnects; ``False`` when it closes next
+            (a fatal error, or ``reconnect=False``).
+        error: The exception behind ``reason`` (an ``MmwsError``); not part of equality.
+        line: With ``lines=2`` or more: the number of the line (from 0) this event came
+            from, delivered only with ``line_events=True``; ``None`` for the stream's own
+            event.
+    """
 
     reason: str
     will_reconnect: bool
@@ -66,7 +85,15 @@ class Disconnected(LifecycleEvent):
 
 @attrs.frozen(slots=True)
 class Reconnecting(LifecycleEvent):
-    """Attempt number ``attempt`` (from 1) will start after ``delay`` seconds."""
+    """Attempt number ``attempt`` (from 1) will start after ``delay`` seconds.
+
+    Attributes:
+        attempt: The number of the coming attempt, from 1 after each lost connection.
+        delay: Seconds until it starts (the backoff, or the server's ``Retry-After``).
+        line: With ``lines=2`` or more: the number of the line (from 0) this event came
+            from, delivered only with ``line_events=True``; ``None`` for the stream's own
+            event.
+    """
 
     attempt: int
     delay: float
@@ -75,7 +102,16 @@ class Reconnecting(LifecycleEvent):
 
 @attrs.frozen(slots=True)
 class Stale(LifecycleEvent):
-    """The server went silent for ``silent_for`` seconds; the connection is being replaced."""
+    """The server went silent for ``silent_for`` seconds; the connection is being replaced.
+
+    Attributes:
+        silent_for: Seconds since anything was last received from the server.
+        error: The ``HeartbeatTimeout`` saying which limit passed (``pong_timeout`` or
+            ``heartbeat_timeout``); not part of equality.
+        line: With ``lines=2`` or more: the number of the line (from 0) this event came
+            from, delivered only with ``line_events=True``; ``None`` for the stream's own
+            event.
+    """
 
     silent_for: float
     error: MmwsError | None = attrs.field(default=None, eq=False)
@@ -85,7 +121,13 @@ class Stale(LifecycleEvent):
 @attrs.frozen(slots=True)
 class Overflow(LifecycleEvent):
     """The consumer fell behind and ``dropped`` older events of ``channel`` were coalesced
-    away (only channels whose latest value supersedes the older ones, such as ``scores``)."""
+    away (only channels whose latest value supersedes the older ones, such as ``scores``).
+
+    Attributes:
+        channel: The channel whose events were coalesced (``"scores"``).
+        dropped: How many of its events were coalesced away since the previous
+            ``Overflow`` of that channel was taken from the queue.
+    """
 
     channel: str
     dropped: int
@@ -93,18 +135,29 @@ class Overflow(LifecycleEvent):
 
 @attrs.frozen(slots=True)
 class MalformedFrame(LifecycleEvent):
-    """The server sent a frame that could not be decoded. The stream goes on."""
+    """The server sent a frame that could not be decoded. The stream goes on.
+
+    Attributes:
+        error: Why it could not be decoded: a ``RemoteProtocolError`` whose ``raw`` holds
+            the start of the frame. Not part of equality.
+    """
 
     error: MmwsError = attrs.field(eq=False)
 
     @property
     def raw(self) -> str:
+        """The start of the frame, as text (from ``error.raw``; empty if it has none)."""
         return getattr(self.error, "raw", "")
 
 
 @attrs.frozen(slots=True)
 class Closed(LifecycleEvent):
-    """The client is closed: the last event. ``error`` is set when a fatal error closed it."""
+    """The client is closed: the last event. ``error`` is set when a fatal error closed it.
+
+    Attributes:
+        error: The fatal error that closed the client (e.g. an ``AuthenticationError``);
+            ``None`` after ``close()`` or an ordinary end. Not part of equality.
+    """
 
     error: MmwsError | None = attrs.field(default=None, eq=False)
 
@@ -119,10 +172,15 @@ class KeepaliveEvent(Shown):
 @attrs.frozen(slots=True)
 class UnknownMessage(Shown):
     """A well-formed frame we do not know (a new ``type``, or a broadcast on a new channel),
-    from either server. ``raw`` is the whole frame, deep-frozen."""
+    from either server. ``raw`` is the whole frame, deep-frozen.
+
+    Attributes:
+        raw: The whole frame as a read-only mapping, with the wire's own keys.
+    """
 
     raw: Mapping[str, Any]
 
     @property
     def type(self) -> Any:
+        """The frame's ``type`` field (``None`` if it has none)."""
         return self.raw.get("type")

@@ -51,7 +51,19 @@ def replay(
     """Yield the events of a recording, decoded by the same protocol core as a live client.
 
     ``speed=None`` replays as fast as possible; ``speed=1.0`` keeps the recorded pacing,
-    ``2.0`` twice as fast. Each recorded connection starts with a ``Connected`` event."""
+    ``2.0`` twice as fast. Each recorded connection starts with a ``Connected`` event.
+
+    Args:
+        path: The recording, as written by ``record=`` or a :class:`Recorder` (``.gz``
+            files are read as gzip).
+        speed: ``None`` (the default) for as fast as possible, else a factor of the recorded
+            pacing: 1.0 in real time, 2.0 twice as fast.
+        deliver_keepalive: Also yield the ``Pong``/``Heartbeat``/``FeedPong`` events, as a
+            client with ``deliver_keepalive=True`` would (default ``False``).
+
+    Raises:
+        ConfigError: The file is not an mmws recording, or a line of it is damaged.
+    """
     if speed is not None and not speed > 0:
         raise ConfigError(f"speed must be a positive number or None, got {speed!r}")
     with open_recording(path, "r") as lines:

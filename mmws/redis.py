@@ -43,7 +43,8 @@ try:
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - the extra is installed wherever tests run
     raise ImportError(
-        'mmws.redis needs the redis package: install mmws with the extra "mmws[redis]"'
+        'mmws.redis needs the redis package: the extra "redis" of mmws (in a checkout of '
+        "mmws: python -m pip install '.[redis]')"
     ) from exc
 
 from mmws._backoff import Backoff
@@ -169,6 +170,25 @@ class RedisRelay:
     ``start()`` starts it (or use it as a context manager); ``close()`` publishes what the
     client queued before the call, waits up to ``timeout`` seconds for Redis to take it, and
     stops. It does not close the client.
+
+    Args:
+        client: The ``MMClient`` to relay, made without ``on_event=``; connect it yourself.
+        url: The Redis URL, e.g. ``redis://:password@host:6379/0`` (default
+            ``redis://127.0.0.1:6379/0``); the password is never shown.
+        stream: The Redis stream's key (default ``"mmws:mm"``); the state snapshot goes to
+            ``"{stream}:state"``.
+        maxlen: About how many entries the stream keeps; older ones are trimmed (default
+            1000000).
+        buffer: How many events the relay holds while Redis is unreachable (default
+            100000); more are dropped and announced by a ``RelayLoss``.
+        batch: The most events written in one round trip (default 500).
+        snapshot_interval: Seconds between state snapshots while the state changes (default
+            5; only with ``state=True`` on the client).
+        backoff_base: Seconds; the first retry after a Redis error waits at most this long,
+            and the limit doubles with each retry (default 0.1).
+        backoff_cap: The longest wait between retries, in seconds (default 5).
+        timeout: Seconds each Redis command (and connecting) may take (default 5); also
+            how long :meth:`close` waits by default.
     """
 
     def __init__(
@@ -246,7 +266,11 @@ class RedisRelay:
         return self._held + self._inflight
 
     def start(self) -> RedisRelay:
-        """Start relaying (the pump and publisher threads)."""
+        """Start relaying (the pump and publisher threads).
+
+        Returns:
+            The relay itself. Starting it twice raises ``ConfigError``.
+        """
         if self._threads:
             raise ConfigError("this relay was started already")
         for name, target in (("pump", self._pump), ("publish", self._publish_loop)):
@@ -258,7 +282,12 @@ class RedisRelay:
     def close(self, timeout: float | None = None) -> None:
         """Publish what the client queued before this call and stop (within ``timeout``
         seconds, the relay's ``timeout`` by default). Events Redis did not take by then
-        are counted in :attr:`dropped` and logged."""
+        are counted in :attr:`dropped` and logged.
+
+        Args:
+            timeout: Seconds to wait, at most, for Redis to take what is left; ``None`` uses
+                the relay's ``timeout``.
+        """
         if self._closed:
             return
         self._closed = True
@@ -458,7 +487,18 @@ class RedisRelay:
 class Entry:
     """Where an event came from: its stream ``id``, whether it was ``redelivered`` (read
     before by a consumer of the group that did not acknowledge it), the relay's ``number``
-    and ``run`` (see :mod:`mmws._relaywire`) and the ``line`` it names."""
+    and ``run`` and the ``line`` it names.
+
+    Attributes:
+        id: The entry's stream id, e.g. ``"1700000000000-0"``; pass it as ``start`` to read
+            on from there.
+        redelivered: ``True`` when a consumer of the group read it before and did not
+            acknowledge it.
+        number: The relay's count of its entries, from 1 in each run; a jump by more than
+            one means entries were lost. ``None`` if the entry has none.
+        run: A random id of the relay's run, new at each start of a relay.
+        line: The line the event names (``line`` of a line's event); ``None`` when none.
+    """
 
     id: str
     redelivered: bool = False
@@ -485,6 +525,29 @@ class RedisSource:
 
     Events are read ahead by a thread into a queue of ``maxsize``; ``get()`` takes them.
     Idle, the thread wakes every ``block`` seconds. ``close()`` ends it at once.
+
+    Args:
+        url: The Redis URL (default ``redis://127.0.0.1:6379/0``); the password is never
+            shown.
+        stream: The relay's stream key (default ``"mmws:mm"``).
+        group: A consumer group's name, to share the entries among its consumers; ``None``
+            (the default) reads with an independent cursor.
+        consumer: This reader's name in ``group``; default: made up from the host name and
+            the process id. Only with ``group``.
+        start: Where to start: ``"$"`` (the default, what is added from now on), ``"0"``
+            (the whole stream) or an entry id such as ``"1700000000000-0"``.
+        state: Keep :attr:`state`, the relay's state cache, starting from its last snapshot
+            (default ``False``; independent cursor and ``start="$"`` only).
+        claim_idle: With ``group``: seconds after which an entry another consumer left
+            unacknowledged is claimed and delivered again (default 30).
+        maxsize: How many events are read ahead into the queue (default 10000).
+        count: The most entries read from Redis at once (default 500).
+        block: Seconds an idle read waits for new entries (default 1; less than
+            ``timeout``).
+        backoff_base: Seconds; the first retry after a Redis error waits at most this long,
+            and the limit doubles with each retry (default 0.1).
+        backoff_cap: The longest wait between retries, in seconds (default 5).
+        timeout: Seconds each Redis command (and connecting) may take (default 5).
     """
 
     def __init__(
@@ -572,7 +635,14 @@ class RedisSource:
 
     def get(self, timeout: float | None = None) -> Any:
         """The next event, waiting up to ``timeout`` seconds (forever if ``None``). Raises
-        ``queue.Empty`` on timeout; after :meth:`close`, once drained, ``ClientClosed``."""
+        ``queue.Empty`` on timeout; after :meth:`close`, once drained, ``ClientClosed``.
+
+        Args:
+            timeout: Seconds to wait for an event; ``None`` (the default) waits forever.
+
+        Returns:
+            The next event, typed as the relayed client delivered it.
+        """
         event = self._queue.get(True, timeout)
         if self.group is not None:
             try:
@@ -595,7 +665,14 @@ class RedisSource:
 
     def entry(self, event: Any) -> Entry:
         """Where ``event`` came from (an event this source delivered: with a group, until
-        it is acknowledged; without, one of the last ones)."""
+        it is acknowledged; without, one of the last ones).
+
+        Args:
+            event: An event :meth:`get` returned (the same object).
+
+        Returns:
+            Its :class:`~mmws.redis.Entry`; ``ConfigError`` if the source no longer holds it.
+        """
         with self._lock:
             found = self._outstanding.get(id(event))
         if found is None or found[0] is not event:
@@ -603,7 +680,11 @@ class RedisSource:
         return found[1]
 
     def ack(self, *events: Any) -> None:
-        """Acknowledge ``events`` (with a group): they will not be delivered again."""
+        """Acknowledge ``events`` (with a group): they will not be delivered again.
+
+        Args:
+            events: Events :meth:`get` returned and not acknowledged yet.
+        """
         if self.group is None:
             raise ConfigError("ack() acknowledges entries of a group: create with group=")
         ids = [self.entry(event).id for event in events]
@@ -620,7 +701,11 @@ class RedisSource:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop reading; ``get()`` still returns what was read, then raises
-        ``ClientClosed``. Unacknowledged entries of a group stay pending for others."""
+        ``ClientClosed``. Unacknowledged entries of a group stay pending for others.
+
+        Args:
+            timeout: Seconds to wait, at most, for the reader thread to end (default 5).
+        """
         self._stop.set()
         self._queue.close()
         deadline = time.monotonic() + timeout

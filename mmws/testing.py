@@ -63,7 +63,8 @@ def mmws_sim(request: pytest.FixtureRequest) -> Iterator[Simulator]:
         from mmws.sim import Simulator
     except ImportError as exc:  # websockets missing: the 'sim' extra is not installed
         pytest.fail(
-            f"the mmws_sim fixture needs the simulator: pip install 'mmws[sim]' ({exc})",
+            f"the mmws_sim fixture needs the simulator: the 'sim' extra (in a checkout of "
+            f"mmws: python -m pip install '.[sim]') ({exc})",
             pytrace=False,
         )
     options = dict(_DEFAULTS)
@@ -118,7 +119,22 @@ class RedisServer:
     process id. ``appendonly=True`` keeps every write on disk, so a ``restart()`` (same
     port) finds the stream again, as a production Redis would; ``stop()`` and ``restart()``
     let a test take Redis away and bring it back. ``password`` makes the server require
-    one (``url`` does not include it)."""
+    one (``url`` does not include it).
+
+    Starting it raises ``RuntimeError`` (with the server's log) when ``redis-server`` cannot
+    be found or does not start.
+
+    Args:
+        appendonly: Write every change to disk (``--appendonly yes``) so that
+            :meth:`restart` finds the data again (default ``False``).
+        password: A password the server requires (``--requirepass``); ``None`` (the
+            default) for none.
+        startup: Seconds to wait for the server to accept connections (default 20).
+
+    Attributes:
+        port: The TCP port it listens on (127.0.0.1).
+        dir: The temporary directory of its files.
+    """
 
     def __init__(
         self, *, appendonly: bool = False, password: str | None = None, startup: float = 20.0
@@ -137,6 +153,7 @@ class RedisServer:
 
     @property
     def url(self) -> str:
+        """``redis://127.0.0.1:PORT/0``, without the password."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     def _start(self) -> bool:
@@ -170,9 +187,16 @@ class RedisServer:
         return False
 
     def log(self) -> str:
+        """The end of the server's output (its last 2000 characters), for error messages."""
         return "".join(getattr(self, "_lines", []))[-2000:]
 
     def stop(self, kill: bool = False) -> None:
+        """Stop the server (its files stay, for :meth:`restart`). Idempotent.
+
+        Args:
+            kill: ``True`` sends SIGKILL, as a crash would; ``False`` (the default) SIGTERM,
+                a clean shutdown.
+        """
         process, self.process = self.process, None
         if process is None:
             return
@@ -183,11 +207,14 @@ class RedisServer:
             process.stdout.close()
 
     def restart(self) -> None:
+        """Stop the server and start it again on the same port and directory.
+        ``RuntimeError`` if it does not come back."""
         self.stop()
         if not self._start():
             raise RuntimeError(f"redis-server did not come back: {self.log()}")
 
     def close(self) -> None:
+        """Kill the server and remove its directory. Idempotent."""
         self.stop(kill=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 

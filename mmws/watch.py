@@ -43,7 +43,22 @@ def _score_text(score: Score) -> str:
 
 class View:
     """What the watch shows, counted from the events and read from the client's state.
-    Pure bookkeeping: :meth:`take` each event, :meth:`rows` for the tables."""
+    Pure bookkeeping: :meth:`take` each event; :meth:`orders`, :meth:`balances` and
+    :meth:`scores` give the rows of the tables, :meth:`summary` the plain text.
+
+    Args:
+        client: The ``MMClient`` watched, made with ``state=True``; the view reads its
+            :meth:`~mmws.MMClient.health` and its state, and never takes its events itself.
+        clock: The clock of the events-per-second count, in seconds (default
+            ``time.monotonic``; a test passes its own).
+
+    Attributes:
+        events: Data events (broadcasts) taken so far.
+        gaps: ``GapDetected`` events taken so far.
+        resyncs: ``Resynced`` events taken so far.
+        closed: Why the stream ended (the ``Closed`` error's text, or ``"closed"``);
+            ``None`` while it runs.
+    """
 
     def __init__(self, client: MMClient, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
@@ -55,6 +70,11 @@ class View:
         self.closed: str | None = None
 
     def take(self, event: Any) -> None:
+        """Count one event from the client's queue.
+
+        Args:
+            event: The event, as ``client.get()`` returned it.
+        """
         now = self._clock()
         if isinstance(event, Broadcast):
             self.events += 1
@@ -75,9 +95,12 @@ class View:
         return len(arrivals) / _RATE_WINDOW
 
     def snapshot(self) -> StateSnapshot:
+        """The client's state now (``client.state.snapshot()``)."""
         return self.client.state.snapshot()
 
     def health_line(self) -> str:
+        """One line: state, URL, round trip, reconnects, gaps, resyncs, queue depth,
+        events per second and whether the state is synced."""
         health = self.client.health()
         snap = self.snapshot()
         rtt = f"{health.last_rtt * 1000:.1f} ms" if health.last_rtt is not None else "-"
@@ -97,7 +120,11 @@ class View:
 
     def orders(self, limit: int = 20) -> list[tuple[str, ...]]:
         """The open orders, newest first: id, status, matched, exchange, stake, matched
-        stake, price."""
+        stake, price.
+
+        Args:
+            limit: The most rows (default 20).
+        """
         rows: list[tuple[str, ...]] = []
         orders: list[Order] = sorted(
             self.snapshot().open_orders.values(), key=lambda o: o.order_id, reverse=True
@@ -115,10 +142,16 @@ class View:
         return rows
 
     def balances(self) -> list[tuple[str, ...]]:
+        """One row per account, sorted: exchange, username, balance."""
         accounts: list[tuple[tuple[str, str], Account]] = sorted(self.snapshot().accounts.items())
         return [(exchange, user, _money(a.balance)) for (exchange, user), a in accounts]
 
     def scores(self, limit: int = 8) -> list[tuple[str, ...]]:
+        """The latest scores, by fixture id: fixture, score (``"2-1 67' 2nd Half"``).
+
+        Args:
+            limit: The most rows (default 8).
+        """
         scores = sorted(self.snapshot().scores.values(), key=lambda s: s.fixture_id)
         return [(s.fixture_id, _score_text(s)) for s in scores[:limit]]
 
@@ -187,7 +220,19 @@ def watch(
 
     ``live``: the full-screen view (None: when ``out`` is a terminal and ``rich`` is
     installed); it redraws every ``refresh`` seconds. Otherwise a plain summary is printed
-    every ``every`` seconds, and once at the end."""
+    every ``every`` seconds, and once at the end.
+
+    Args:
+        client: A connected ``MMClient`` made with ``state=True`` (``ConfigError``
+            otherwise). The watch takes its events: do not read them elsewhere meanwhile.
+        out: Where to write, e.g. ``sys.stdout``.
+        duration: Seconds to watch; ``None`` (the default) until the client closes or
+            Ctrl-C.
+        live: ``True`` for the full-screen view (needs ``rich``), ``False`` for the plain
+            summaries; ``None`` (the default) decides by ``out`` and ``rich``.
+        refresh: Seconds between redraws of the full-screen view (default 0.25).
+        every: Seconds between plain summaries (default 5).
+    """
     client.state  # noqa: B018 - ConfigError now, not later, for a client without state
     view = View(client)
     if live is None:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent / "mmws"
 LAYERS: list[set[str]] = [
     {"errors", "_version", "_secret", "_display", "sim.faults", "sim.scenario", "sim.snapshots",
      "sim._timer", "testing", "_pmap", "mm._arbiter"},
-    {"_frozen", "_keepalive", "_backoff", "_ratelimit", "lifecycle", "sim.actions",
+    {"_frozen", "_keepalive", "_backoff", "_ratelimit", "lifecycle", "sim.actions", "_relaybuffer",
      "sim._logfilter"},
     {"_codec", "mm.models", "feed.events", "_transport", "_recorder", "_urlsource",
      "_delivery", "feed.tokens"},

@@ -138,6 +138,9 @@ def _opt_str(value: Any) -> str | None:
 
 
 class FeedState(str, Enum):
+    """A feed protocol core's state: ``OPEN`` until the connection is lost, then
+    ``CLOSED``."""
+
     OPEN = "OPEN"
     CLOSED = "CLOSED"
 
@@ -149,7 +152,15 @@ _FEED_TRANSITIONS: Final[dict[tuple[FeedState, str], FeedState]] = {
 
 
 class FeedProtocol:
-    """The feed protocol for one connection. Not thread-safe: one lock outside."""
+    """The feed protocol for one connection. Not thread-safe: one lock outside.
+
+    Args:
+        scope_style: How a scope goes on the wire: ``"seed"`` (the default) sends
+            ``"scope": "match:12345"``, ``"split"`` sends ``"scope": "match", "id": "12345"``.
+        keepalive: The ping interval and the pong and heartbeat timeouts, which the clients
+            build from their options. Default: a ping every 30 s, a 10 s pong timeout and no
+            heartbeat limit; the core only keeps the clocks, your code sends the pings.
+    """
 
     def __init__(self, *, scope_style: ScopeStyle = "seed", keepalive: Keepalive | None = None):
         if scope_style not in ("seed", "split"):
@@ -172,12 +183,37 @@ class FeedProtocol:
         self.keepalive.start(now)
 
     def subscribe(self, channel: str, scope: str) -> Request:
+        """Queue a subscribe command. Validates the channel and scope first (``ConfigError``).
+
+        Args:
+            channel: One of :data:`mmws.FEED_CHANNELS`, e.g. ``"ODDS"``.
+            scope: ``"all"``, ``"match:<id>"`` or ``"league:<id>"``.
+
+        Returns:
+            The request: its ``done`` turns ``True`` when the server answers, and its
+            ``error`` is then the ``SubscriptionError`` of a refusal, or ``None``.
+        """
         return self._command("subscribe", channel, scope)
 
     def unsubscribe(self, channel: str, scope: str) -> Request:
+        """Queue an unsubscribe command, for exactly the channel and scope subscribed.
+
+        Args:
+            channel: The channel, as subscribed.
+            scope: The scope, as subscribed.
+
+        Returns:
+            The request, answered like :meth:`subscribe`'s.
+        """
         return self._command("unsubscribe", channel, scope)
 
     def ping(self, now: float) -> None:
+        """Queue a ping and start the pong clock.
+
+        Args:
+            now: Your clock's reading as the ping goes out, in seconds; the pong's ``rtt``
+                is measured from it.
+        """
         self._check_open()
         self._outgoing.append('{"action": "ping"}')
         self.keepalive.ping_sent(now)
@@ -215,15 +251,23 @@ class FeedProtocol:
     # -- I/O surface ------------------------------------------------------------------------
 
     def data_to_send(self) -> list[str]:
+        """The texts to send, in order; the buffer is emptied."""
         out, self._outgoing = self._outgoing, []
         return out
 
     def events_received(self) -> list[Any]:
+        """The events decoded so far, in order; the buffer is emptied."""
         out, self._events = self._events, []
         return out
 
     def receive_text(self, text: str | bytes, now: float) -> None:
-        """Decode one frame; raises only ``RemoteProtocolError``, whatever the frame holds."""
+        """Decode one frame; raises only ``RemoteProtocolError``, whatever the frame holds.
+
+        Args:
+            text: One text frame from the server, as ``str`` or UTF-8 ``bytes``.
+            now: Your clock's reading when the frame arrived, in seconds (the clients pass
+                ``time.monotonic()``); it becomes the events' ``received_at``.
+        """
         self.keepalive.last_received = now
         try:  # free unless it raises: no extra call on the hot path
             msg = load_object(text)

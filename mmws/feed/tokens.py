@@ -36,6 +36,20 @@ class RestTokenProvider:
     ``renew_before`` more seconds, asking the REST API only when needed. :meth:`renew`
     extends the token; the client calls it on its keepalive thread when :meth:`renew_due`
     says so (``renew_before`` seconds before ``expires_at``; the provider suggests 5 minutes).
+
+    Args:
+        api_token: Your Soccer Football Info API token, sent as ``?t=``; kept redacted in
+            reprs, logs and errors.
+        base_url: The REST API's base URL (``http://`` or ``https://``). Default:
+            ``https://api.soccerfootball.info``.
+        renew_before: Seconds before the token expires at which a new one is fetched or the
+            token renewed (default 300).
+        timeout: Seconds each REST request may take (default 10).
+        headers: Extra HTTP headers for the REST requests (for example a ``User-Agent``).
+
+    Attributes:
+        info: The last REST answer's other fields (``expires_at`` and whatever else the
+            server sends), without the token and the URL; empty before the first token.
     """
 
     def __init__(
@@ -64,10 +78,15 @@ class RestTokenProvider:
         return f"<RestTokenProvider {self.base_url} api_token={self._api_token.hint!r}>"
 
     def secrets(self) -> tuple[str, ...]:
+        """The API token and the current WebSocket token, for redaction: a client that uses
+        this provider hides both in its reprs, logs, errors and recordings."""
         return tuple(s for s in (self._api_token.reveal(), self._token) if s)
 
     def __call__(self) -> str:
-        """A WebSocket URL with a fresh enough token (asks ``/v1/ws/new`` when needed)."""
+        """A WebSocket URL with a fresh enough token (asks ``/v1/ws/new`` when needed).
+
+        Raises ``AuthenticationError`` when the REST API refuses the API token (HTTP 401 or
+        403), ``ConnectError`` for any other failure."""
         with self._lock:
             if self._url is not None and not self._expiring(time.time()):
                 return self._url
@@ -76,7 +95,9 @@ class RestTokenProvider:
         return self._url
 
     def renew(self) -> None:
-        """Extend the current token through ``/v1/ws/renew`` (``/v1/ws/new`` if none yet)."""
+        """Extend the current token through ``/v1/ws/renew`` (``/v1/ws/new`` if none yet).
+
+        Raises the same errors as calling the provider."""
         self._fetch("renew" if self._token else "new")
 
     def renew_due(self) -> float | None:
@@ -89,6 +110,8 @@ class RestTokenProvider:
 
     @property
     def expires_at(self) -> datetime | None:
+        """When the current token expires (an aware UTC ``datetime``); ``None`` before the
+        first token."""
         if self._expires_at is None:
             return None
         return datetime.fromtimestamp(self._expires_at, tz=timezone.utc)

@@ -99,6 +99,85 @@ class MMClient(StreamClient[MMStreamEvent]):
     to 5) keeps that many live connections and merges them, each broadcast once
     (``line_events``, ``line_window``, ``line_hold``; see "Hot standby" in the reconnect
     guide).
+
+    Nothing touches the network before :meth:`connect` (or ``with``). Every option is a
+    keyword from ``on_event`` on; a bad value raises ``ConfigError`` here, or in
+    ``connect()`` for the key and the channels.
+
+    Args:
+        api_key: Your MM API key, a UUID (``8-4-4-4-12`` hex digits). It is kept redacted:
+            no repr, error, log line or recording shows it.
+        channels: The channels to subscribe to, from ``orders``, ``bets``, ``accounts``,
+            ``scores`` and ``emergency`` (a list, or one comma-separated string). Default:
+            all five (:data:`mmws.CHANNELS`).
+        url: The WebSocket URL (``ws://`` or ``wss://``). Default: the production server,
+            ``wss://mmapi.55-tech.com/ws/subscribe``.
+        ping_interval: Seconds between the client's pings (default 30); ``None`` sends none.
+        pong_timeout: Seconds a ping may wait for its pong (default 10); after that the
+            connection counts as dead: ``Stale``, then a reconnect.
+        heartbeat_timeout: Seconds the server may stay completely silent (default 90) before
+            the connection counts as dead; ``None`` for no limit.
+        connect_timeout: Seconds for one whole connection attempt (default 10): TCP, proxy,
+            TLS, the WebSocket upgrade and the server's confirmation together.
+        reconnect: Reconnect after a lost connection (default ``True``); ``False`` closes the
+            client at the first disconnect.
+        backoff_base: Seconds; the first reconnect waits at most this long, and the limit
+            doubles with each attempt (default 0.5; the waits are random, full jitter).
+        backoff_cap: The longest wait between reconnect attempts, in seconds (default 30).
+        maxsize: How many events the queue holds (default 10000). When it is full, the
+            reader stops reading (TCP pushes back on the server) and ``scores`` are
+            coalesced; no other event is dropped.
+        legacy_field_names: Subscribe with ``api_key`` instead of ``apiKey``, the field name
+            of the server before 2026-04-18 (default ``False``).
+        on_event: A callable that receives every event on the ``mmws-dispatch`` thread,
+            instead of your code calling :meth:`get`. An exception it raises is logged, and
+            the stream goes on.
+        deliver_keepalive: Also deliver the ``Pong`` and ``Heartbeat`` events (default
+            ``False``: the client consumes them).
+        io_timeout: Seconds one send may block before the connection counts as broken
+            (default 10); with ``state=True`` and no ``rest``, also the timeout of each
+            REST request of the state cache.
+        backoff_reset_after: Seconds; a connection that lived at least this long starts the
+            next outage again from the short waits (default 60).
+        record: A file (``str`` or ``Path``) to record every frame the server sends to, as
+            JSON lines that :func:`mmws.replay` reads, or a :class:`~mmws.Recorder` to
+            share; ``None`` (the default) records nothing. Only with ``lines=1``.
+        ssl_context: The ``ssl.SSLContext`` to verify ``wss://`` servers with, instead of
+            the system's trusted certificates.
+        ca_file: A PEM file of the CA certificates to trust (your organisation's CA behind a
+            TLS-intercepting proxy); ignored when ``ssl_context`` is given.
+        verify_tls: ``False`` turns certificate verification off, for a test server only; a
+            warning is logged at creation and at every connection. Default ``True``.
+        proxy_host: The proxy's host name. ``None`` (the default) uses the ``https_proxy``
+            (``wss://``) or ``http_proxy`` (``ws://``) environment variable, if set.
+        proxy_port: The proxy's TCP port; needed with ``proxy_host``.
+        proxy_auth: ``(user, password)`` for the proxy, kept redacted like the key.
+        proxy_type: ``"http"`` (the default, HTTP ``CONNECT``), ``"socks4"``,
+            ``"socks4a"``, ``"socks5"`` or ``"socks5h"`` (SOCKS needs the ``python-socks``
+            package).
+        state: Keep :attr:`state`, your orders, bets and balances, resynced from REST after
+            every reconnect and gap (default ``False``).
+        rest_url: With ``state=True``: the REST server's base URL. Default: the WebSocket
+            URL's host and port, with ``wss`` turned into ``https`` (``ws`` into ``http``).
+        rest: With ``state=True``: your own :class:`~mmws.MMRest` (for example with other
+            timeouts or retries); it wins over ``rest_url``.
+        resync_timeout: With ``state=True``: how long, in seconds, ``connect()`` waits for
+            the first resync before it raises ``ConnectTimeout`` (default 30).
+        resync_backoff: With ``state=True``: seconds before a failed resync is tried again
+            (default 1); the wait doubles each time, up to 30 s.
+        audit_interval: With ``state=True``: seconds between the audits that compare a
+            synced state with REST (default 60); ``None`` never audits.
+        lines: How many live connections to keep and merge (hot standby), from 1 (the
+            default) to 5, the provider's limit per key.
+        line_events: With ``lines=2`` or more: also deliver each line's own lifecycle
+            events, with its number in ``line`` (default ``False``).
+        line_window: With ``lines=2`` or more: seconds a delivered broadcast is remembered
+            to recognise its copies from the other lines (default 10); a line that brings
+            nothing for that long while another delivers is replaced.
+        line_hold: With ``lines=2`` or more and ``state=True``: seconds a broadcast that does
+            not follow on from the cached state is held back, waiting for another line to
+            bring the one before it (default 0.25; 0 turns holding off; at most
+            ``line_window``).
     """
 
     _lanes: Mapping[type, Lane] = MappingProxyType(
@@ -237,7 +316,8 @@ class MMClient(StreamClient[MMStreamEvent]):
 
     @property
     def is_open(self) -> bool:
-        """Connected (or connecting, or reconnecting) and not closed."""
+        """``True`` while the client is connected (or connecting, or reconnecting) and not
+        closed."""
         return bool(self._threads or self._group_started) and not self._closing
 
     @classmethod
@@ -248,9 +328,28 @@ class MMClient(StreamClient[MMStreamEvent]):
 
     def connect(self) -> MMClient:
         """Validate the key and channels (``ConfigError``, before any network use), then
-        connect and block until the server confirms the subscription. See
-        :meth:`StreamClient.connect` for the errors; a ``ConnectionLimitError`` says how
-        many connections other clients of this process hold for the key."""
+        connect and block until the server confirms the subscription.
+
+        With ``state=True`` it also waits for the first resync from REST (at most
+        ``resync_timeout``). With ``lines=2`` or more it returns once the first line is
+        subscribed; the others connect in the background. Calling it on a connected client
+        does nothing.
+
+        Returns:
+            The client itself, so ``client = MMClient(key).connect()`` works.
+
+        Raises:
+            ConfigError: A bad key, channel or setting (before any network use).
+            AuthenticationError: The server (or, with ``state=True``, the REST API) refused
+                the key. Never retried.
+            ConnectionLimitError: The key already has its 5 connections open; the message
+                says how many of them clients of this process hold.
+            ConnectError: The host could not be reached, or the handshake failed
+                (``CertificateError`` for a TLS certificate that does not verify).
+            ConnectTimeout: ``connect_timeout`` ran out, or with ``state=True``
+                ``resync_timeout`` did.
+            ClientClosed: The client was closed.
+        """
         try:
             return self._connect_checked()
         except ConnectionLimitError as exc:
@@ -309,7 +408,15 @@ class MMClient(StreamClient[MMStreamEvent]):
         return self._keeper.state
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop: unsubscribe (best effort), close the socket and join every thread."""
+        """Stop: unsubscribe (best effort), close the socket and join every thread.
+
+        Idempotent. Returns within ``timeout`` seconds even when the server is stalled.
+        Events already queued stay readable; then ``get()`` raises ``ClientClosed``.
+
+        Args:
+            timeout: Seconds to wait, at most, for the goodbye, the sockets and the threads
+                (default 5).
+        """
         deadline = time.monotonic() + max(0.0, timeout)
         _OPEN.discard(self)
         if self._keeper is not None:
@@ -326,13 +433,25 @@ class MMClient(StreamClient[MMStreamEvent]):
         super().close(max(0.0, deadline - time.monotonic()))
 
     def health(self) -> Health:
-        """A snapshot of the connection; with ``lines=2`` or more also each line's."""
+        """A snapshot of the connection; with ``lines=2`` or more also each line's.
+
+        Returns:
+            A :class:`~mmws.Health`, safe to log (no secret is in it).
+        """
         base = super().health()
         return base if self._group is None else self._group.health(base)
 
     def ping(self, timeout: float | None = None) -> float:
         """Send a ping and wait for the pong; the round trip in seconds. With several
-        lines, on the first line that is up."""
+        lines, on the first line that is up.
+
+        Args:
+            timeout: Seconds to wait for the pong; ``None`` uses ``pong_timeout``. A pong
+                that does not come in time raises ``TransportTimeout``.
+
+        Returns:
+            The round trip, in seconds.
+        """
         if self._group is None:
             return super().ping(timeout)
         return self._group.live_line().ping(timeout)
@@ -381,6 +500,8 @@ class MMClient(StreamClient[MMStreamEvent]):
 
     @property
     def channels(self) -> tuple[str, ...]:
+        """The channels this client subscribes to, validated, in the order given, without
+        repeats (``ConfigError`` if one is unknown)."""
         return validate_channels(self._channels_arg)
 
     def __repr__(self) -> str:

@@ -68,6 +68,21 @@ class Broadcast(Shown, Generic[P]):
 
     ``changes`` maps each attribute named in ``old`` to ``(old value, new value)``; a field the
     payload does not carry reads as ``None`` on the new side.
+
+    Attributes:
+        channel: The channel of the subclass, a class attribute: ``"orders"``, ``"bets"``,
+            ``"accounts"``, ``"scores"`` or ``"emergency"``.
+        event: ``INSERT`` or ``UPDATE``, an :class:`EventKind`; an unknown kind stays a
+            plain ``str``.
+        payload (Order | Bet | Account | Score | Emergency): The typed payload, by channel.
+            An UPDATE's may carry only some fields.
+        old: The previous values of the fields the broadcast changed, by attribute name,
+            typed like the payload's; empty for an INSERT.
+        received_at: When the frame arrived, in seconds of ``time.monotonic()`` (the
+            clients' clock); 0.0 for an event built in code. Not part of equality, so a
+            replayed event equals the live one.
+        frame: The frame as the server sent it (for a relay: see :mod:`mmws.redis`);
+            ``None`` for an event built in code. Not part of equality or the repr.
     """
 
     channel: ClassVar[str] = ""
@@ -81,6 +96,8 @@ class Broadcast(Shown, Generic[P]):
 
     @property
     def changes(self) -> Mapping[str, tuple[Any, Any]]:
+        """Each field named in ``old``, mapped to ``(old value, new value)``; for example
+        ``{"order_status": ("PLACED", "FILLED")}``. Empty for an INSERT."""
         payload = self.payload
         return FrozenMap(
             {name: (value, getattr(payload, name, None)) for name, value in self.old.items()}
@@ -89,21 +106,57 @@ class Broadcast(Shown, Generic[P]):
 
 @attrs.frozen(slots=True)
 class OrderEvent(Broadcast[Order]):
-    """Channel ``orders``: placement, status changes and fills of your exchange orders."""
+    """Channel ``orders``: placement, status changes and fills of your exchange orders.
+
+    Attributes:
+        event: ``INSERT`` (a new order) or ``UPDATE``, an :class:`EventKind`; an unknown
+            kind stays a plain ``str``.
+        payload (Order): The order; an UPDATE's may carry only the fields that changed.
+        old: The previous values of the fields the broadcast changed, by attribute name,
+            typed like the payload's; empty for an INSERT.
+        received_at: When the frame arrived, in seconds of ``time.monotonic()``; 0.0 for an
+            event built in code. Not part of equality.
+        frame: The frame as the server sent it; ``None`` for an event built in code. Not
+            part of equality or the repr.
+    """
 
     channel: ClassVar[str] = "orders"
 
 
 @attrs.frozen(slots=True)
 class BetEvent(Broadcast[Bet]):
-    """Channel ``bets``: hedge bet placement, confirmation and settlement."""
+    """Channel ``bets``: hedge bet placement, confirmation and settlement.
+
+    Attributes:
+        event: ``INSERT`` (a new bet) or ``UPDATE``, an :class:`EventKind`; an unknown
+            kind stays a plain ``str``.
+        payload (Bet): The bet; an UPDATE's may carry only the fields that changed.
+        old: The previous values of the fields the broadcast changed, by attribute name,
+            typed like the payload's; empty for an INSERT.
+        received_at: When the frame arrived, in seconds of ``time.monotonic()``; 0.0 for an
+            event built in code. Not part of equality.
+        frame: The frame as the server sent it; ``None`` for an event built in code. Not
+            part of equality or the repr.
+    """
 
     channel: ClassVar[str] = "bets"
 
 
 @attrs.frozen(slots=True)
 class AccountEvent(Broadcast[Account]):
-    """Channel ``accounts``: balance and status of your exchange accounts."""
+    """Channel ``accounts``: balance and status of your exchange accounts.
+
+    Attributes:
+        event: ``INSERT`` (a new account) or ``UPDATE``, an :class:`EventKind`; an unknown
+            kind stays a plain ``str``.
+        payload (Account): The account; an UPDATE's may carry only the fields that changed.
+        old: The previous values of the fields the broadcast changed, by attribute name,
+            typed like the payload's; empty for an INSERT.
+        received_at: When the frame arrived, in seconds of ``time.monotonic()``; 0.0 for an
+            event built in code. Not part of equality.
+        frame: The frame as the server sent it; ``None`` for an event built in code. Not
+            part of equality or the repr.
+    """
 
     channel: ClassVar[str] = "accounts"
 
@@ -111,18 +164,44 @@ class AccountEvent(Broadcast[Account]):
 @attrs.frozen(slots=True)
 class ScoreEvent(Broadcast[Score]):
     """Channel ``scores``: live scores (global). When the consumer falls behind, a newer
-    score replaces the queued one with the same :attr:`coalesce_key` (the fixture)."""
+    score replaces the queued one with the same :attr:`coalesce_key` (the fixture).
+
+    Attributes:
+        event: ``INSERT`` (a fixture's first score) or ``UPDATE``, an :class:`EventKind`; an unknown
+            kind stays a plain ``str``.
+        payload (Score): The score of one fixture.
+        old: The previous values of the fields the broadcast changed, by attribute name,
+            typed like the payload's; empty for an INSERT.
+        received_at: When the frame arrived, in seconds of ``time.monotonic()``; 0.0 for an
+            event built in code. Not part of equality.
+        frame: The frame as the server sent it; ``None`` for an event built in code. Not
+            part of equality or the repr.
+    """
 
     channel: ClassVar[str] = "scores"
 
     @property
     def coalesce_key(self) -> tuple[str, str]:
+        """``("scores", fixture_id)``: a newer score replaces a queued one with the same
+        key when the consumer falls behind."""
         return ("scores", self.payload.fixture_id)
 
 
 @attrs.frozen(slots=True)
 class EmergencyEvent(Broadcast[Emergency]):
-    """Channel ``emergency``: emergency mode on or off (global). Delivered ahead of a backlog."""
+    """Channel ``emergency``: emergency mode on or off (global). Delivered ahead of a backlog.
+
+    Attributes:
+        event: ``INSERT`` (emergency mode switched) or ``UPDATE``, an :class:`EventKind`; an unknown
+            kind stays a plain ``str``.
+        payload (Emergency): Whether emergency mode is on, and why.
+        old: The previous values of the fields the broadcast changed, by attribute name,
+            typed like the payload's; empty for an INSERT.
+        received_at: When the frame arrived, in seconds of ``time.monotonic()``; 0.0 for an
+            event built in code. Not part of equality.
+        frame: The frame as the server sent it; ``None`` for an event built in code. Not
+            part of equality or the repr.
+    """
 
     channel: ClassVar[str] = "emergency"
 
@@ -133,7 +212,16 @@ class Subscribed(Shown):
 
     ``channels`` are the channels the server confirmed; ``missing`` those that were asked
     for and not confirmed (empty when the server confirmed everything, or named no
-    channels at all)."""
+    channels at all).
+
+    Attributes:
+        subscription_id: The id the server gave the subscription; ``None`` if it sent none.
+        channels: The channels the server confirmed.
+        missing: The channels asked for and not confirmed; usually empty.
+        line: With ``lines=2`` or more: the number of the line (from 0) this event came
+            from, delivered only with ``line_events=True``; ``None`` for the stream's own
+            event.
+    """
 
     subscription_id: int | str | None
     channels: tuple[str, ...]
@@ -148,7 +236,11 @@ class Unsubscribed(Shown):
 
 @attrs.frozen(slots=True)
 class Pong(KeepaliveEvent):
-    """The server answered our ping. ``rtt`` is in seconds when a ping was outstanding."""
+    """The server answered our ping. ``rtt`` is in seconds when a ping was outstanding.
+
+    Attributes:
+        rtt: The round trip of the ping, in seconds; ``None`` when no ping was outstanding.
+    """
 
     rtt: float | None = None
 
@@ -164,6 +256,13 @@ class ServerErrorEvent(Shown):
 
     Named apart from the exception ``mmws.ServerError``; ``mmws.mm.events.ServerError`` is
     kept as an alias of this class for older imports.
+
+    Attributes:
+        message: The server's error text (e.g. ``"Invalid API key"``).
+        code: The server's error code, if the frame had one; MM sends text only (``None``).
+        error: The matching exception (an ``AuthenticationError``, a
+            ``ConnectionLimitError`` or another :class:`~mmws.ServerError`); not part of
+            equality.
     """
 
     message: str
@@ -183,7 +282,15 @@ class GapDetected(Shown):
     the cache: ``expected`` is the cached value, ``got`` the broadcast's ``old`` value. For an
     UPDATE of an entity the state does not know, ``field`` is ``None``; for an INSERT that
     repeats a known entity with other content, ``got`` is the new value. The broadcast itself
-    is applied anyway (it is newer), ``synced`` turns False and a resync follows."""
+    is applied anyway (it is newer), ``synced`` turns False and a resync follows.
+
+    Attributes:
+        channel: The channel of the entity: ``"orders"``, ``"bets"`` or ``"accounts"``.
+        key: The entity's key: an order id, a bet id, or ``(exchange, username)``.
+        field: The first field that disagrees; ``None`` for an UPDATE of an unknown entity.
+        expected: The value in the cache.
+        got: The broadcast's ``old`` value (for a repeated INSERT, the new value).
+    """
 
     channel: str
     key: Any
@@ -197,8 +304,18 @@ class Resynced(Shown):
     """With ``state=True``: the state was rebuilt from the REST API, and broadcasts that came
     meanwhile were applied on top; it equals the server's again (``synced`` is True).
 
-    ``reason`` is ``"connect"``, ``"reconnect"`` or ``"gap"``; ``orders``, ``bets`` and
-    ``accounts`` count what REST returned; ``duration`` is in seconds."""
+    ``reason`` is ``"connect"``, ``"reconnect"``, ``"gap"`` or ``"audit"`` (an audit that
+    found differences); ``orders``, ``bets`` and ``accounts`` count what REST returned;
+    ``duration`` is in seconds.
+
+    Attributes:
+        reason: Why the state was rebuilt: ``"connect"``, ``"reconnect"``, ``"gap"`` or
+            ``"audit"``.
+        orders: How many orders REST returned.
+        bets: How many bets REST returned.
+        accounts: How many accounts REST returned.
+        duration: How long the resync took, in seconds.
+    """
 
     reason: str
     orders: int
@@ -211,7 +328,12 @@ class Resynced(Shown):
 class ResyncFailed(Shown):
     """With ``state=True``: a resync failed (``error``). With ``will_retry`` it is tried
     again with backoff (1 s, 2 s, 4 s ... up to 30 s) and ``synced`` stays False meanwhile;
-    without (a refused key), the state stays unsynced until the next reconnect."""
+    without (a refused key), the state stays unsynced until the next reconnect.
+
+    Attributes:
+        error: Why the resync failed (an ``MmwsError``, e.g. a ``RestError``).
+        will_retry: ``True`` when it is tried again with backoff.
+    """
 
     error: Exception
     will_retry: bool

@@ -97,7 +97,38 @@ _extra = attrs.field(default=_EMPTY, kw_only=True, repr=False)
 
 @attrs.frozen(slots=True)
 class Order:
-    """An exchange order (channel ``orders``), keyed by ``order_id``."""
+    """An exchange order (channel ``orders``), keyed by ``order_id``.
+
+    Attributes:
+        order_id: The order's id (``orderId``), its key.
+        fixture_id: The fixture (match) it trades, e.g. ``"id1000000861624412"``.
+        outcome_id: The market outcome it trades, e.g. ``161``.
+        player_id: The player of a player-prop market; 0 otherwise (REST).
+        exchange: The exchange it is on, e.g. ``"polymarket"`` or ``"kalshi"``.
+        account: The exchange account's username (REST).
+        exchange_order_id: The order's id on the exchange.
+        exchange_outcome_id: The outcome's id on the exchange (REST).
+        order_status: ``PENDING_PLACEMENT``, ``PLACED``, ``FILLED``, ``FAILED``,
+            ``CANCELLED`` or ``EXPIRED`` (an :class:`OrderStatus`, or a plain ``str`` for an
+            unknown value).
+        matched_status: ``NOT_MATCHED``, ``PARTIALLY_MATCHED`` or ``FULLY_MATCHED`` (a
+            :class:`MatchedStatus`).
+        order_cents: The order's price, 0.01 to 0.99.
+        order_stake: The stake the order asks for.
+        matched_stake: The stake filled so far.
+        back: ``True`` for a buy (REST).
+        side: ``"buy"`` or ``"sell"``, from ``back`` (REST).
+        settlement_status: ``UNDECIDED``, ``WON``, ``LOST``, ``VOID``, ``HALF_WON`` or
+            ``HALF_LOST`` (a :class:`SettlementStatus`).
+        settled_at: When it was settled (an aware UTC ``datetime``) (REST).
+        bookmaker_outcome_price: The bookmaker's decimal odds that triggered the order.
+        bookmaker_outcome_limit: The bookmaker's stake limit on that outcome.
+        bookmaker_outcome_active: Whether the bookmaker's outcome is still offered (REST).
+        created_at: When the order was created (an aware UTC ``datetime``).
+        matched_at: When it was matched.
+        updated_at: When it last changed.
+        extra: Fields the library does not know, read-only, with the wire's spelling.
+    """
 
     order_id: int
     fixture_id: str | None = None
@@ -127,7 +158,25 @@ class Order:
 
 @attrs.frozen(slots=True)
 class Bet:
-    """A hedge bet placed after a fill (channel ``bets``), keyed by ``bet_id``."""
+    """A hedge bet placed after a fill (channel ``bets``), keyed by ``bet_id``.
+
+    Attributes:
+        bet_id: The bet's id (``betId``), its key.
+        order_id: The exchange order whose fill it hedges.
+        client: The client it belongs to.
+        bookmaker: The bookmaker it was placed with, e.g. ``"pinnacle"``.
+        bookmaker_bet_id: The bet's id at the bookmaker (REST).
+        placed_price: The decimal odds it was placed at.
+        placed_stake: The stake placed.
+        bet_status: ``placed``, ``pending``, ``declined``, ``matched``, ``won`` or ``lost``
+            (a :class:`BetStatus`; lowercase on the wire).
+        settlement_status: A :class:`SettlementStatus` (bets send it lowercase).
+        sent_data: What was sent to the bookmaker, with the bookmaker's own keys.
+        received_data: What the bookmaker answered, with its own keys.
+        placed_at: When it was placed (an aware UTC ``datetime``).
+        settled_at: When it was settled.
+        extra: Fields the library does not know, read-only, with the wire's spelling.
+    """
 
     bet_id: int
     order_id: int | None = None
@@ -151,6 +200,19 @@ class Account:
 
     The docs show no WebSocket example; the fields follow the REST ``AccountResponse``
     [ASSUMPTION], so even the identity (``exchange``, ``username``) is optional here.
+
+    Attributes:
+        exchange: The exchange, e.g. ``"polymarket"``; with ``username``, the key.
+        username: The account's username on the exchange.
+        client: The client it belongs to.
+        active: Whether the account is active (the only account status).
+        balance: The balance on the exchange.
+        max_outcome_stake: The largest stake allowed on one outcome.
+        bookmaker: The bookmaker linked to the account.
+        note: A free-text note.
+        created_at: When the account was created (an aware UTC ``datetime``).
+        updated_at: When it last changed.
+        extra: Fields the library does not know, read-only, with the wire's spelling.
     """
 
     exchange: str | None = None
@@ -168,7 +230,18 @@ class Account:
 
 @attrs.frozen(slots=True)
 class Score:
-    """A live score of one fixture (channel ``scores``), keyed by ``fixture_id``."""
+    """A live score of one fixture (channel ``scores``), keyed by ``fixture_id``.
+
+    Attributes:
+        fixture_id: The fixture, e.g. ``"id1000000861624412"``; the key.
+        live: Whether the fixture is being played now.
+        status_id: The fixture's status code.
+        current_period: The period, as text, e.g. ``"2nd Half"``.
+        current_minute: The minute of play.
+        scores: The scores, with the wire's keys, e.g. ``{"home": 2, "away": 1,
+            "period1Home": 1}`` (the keys vary by sport).
+        extra: Fields the library does not know, read-only, with the wire's spelling.
+    """
 
     fixture_id: str
     live: bool | None = None
@@ -181,7 +254,14 @@ class Score:
 
 @attrs.frozen(slots=True)
 class Emergency:
-    """Emergency mode on or off (channel ``emergency``)."""
+    """Emergency mode on or off (channel ``emergency``).
+
+    Attributes:
+        emergency: ``True`` while emergency mode is on (trading stopped).
+        reason: Why it was switched, e.g. ``"Manual trigger"``.
+        triggered_at: When it was switched (an aware UTC ``datetime``).
+        extra: Fields the library does not know, read-only, with the wire's spelling.
+    """
 
     emergency: bool | None = None
     reason: str | None = None
@@ -196,6 +276,28 @@ class TradingStatus:
     The ``manual_*`` fields are the client's own pause and stop switches; the ``system_*``
     fields and ``emergency_active`` are the operator's. ``system_duration_seconds`` is how
     long the system block has lasted.
+
+    Attributes:
+        client: The client's id.
+        client_name: The client's name.
+        odds_format: ``"american"``, ``"decimal"``, ``"hong_kong"`` or ``"fractional"``.
+        status: One word for it all: ``"live"``, ``"manual_paused"``, ``"manual_stopped"``,
+            ``"soft_paused"``, ``"system_stopped"`` or ``"emergency"``.
+        trading_active: Whether the client may trade now.
+        manual_paused: Whether the client paused trading.
+        manual_paused_at: When it paused (an aware UTC ``datetime``).
+        manual_paused_reason: Why it paused.
+        manual_stopped: Whether the client stopped trading.
+        manual_stopped_at: When it stopped.
+        manual_stopped_reason: Why it stopped.
+        system_trading_blocked: Whether the operator blocks trading.
+        emergency_active: Whether emergency mode is on.
+        system_stopped: Whether the operator stopped trading.
+        soft_paused: Whether trading is paused automatically (stale data or lag), until it
+            recovers by itself.
+        system_reason: The operator's reason.
+        system_duration_seconds: How long the system block has lasted, in seconds.
+        extra: Fields the library does not know, read-only, with the wire's spelling.
     """
 
     client: str | None = None

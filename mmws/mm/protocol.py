@@ -199,6 +199,13 @@ class MMProtocol:
 
     ``legacy_field_names=True`` sends ``api_key`` (the docs before 2026-04-18) instead of
     ``apiKey``. Both ``subscriptionId`` and ``subscription_id`` are read.
+
+    Args:
+        legacy_field_names: Subscribe with ``api_key`` instead of ``apiKey`` (default
+            ``False``).
+        keepalive: The ping interval and the pong and heartbeat timeouts, which the clients
+            build from their options. Default: a ping every 30 s, a 10 s pong timeout and no
+            heartbeat limit; the core only keeps the clocks, your code sends the pings.
     """
 
     def __init__(
@@ -227,7 +234,12 @@ class MMProtocol:
         self.keepalive.start(now)
 
     def subscribe(self, api_key: str | Secret, channels: Sequence[str]) -> None:
-        """Queue the subscribe command. Validates the key and channels first (``ConfigError``)."""
+        """Queue the subscribe command. Validates the key and channels first (``ConfigError``).
+
+        Args:
+            api_key: Your MM API key, a UUID.
+            channels: The channels to subscribe to (see :data:`mmws.CHANNELS`).
+        """
         key = validate_api_key(api_key)
         chans = validate_channels(channels)
         self._transition("subscribe")
@@ -236,7 +248,12 @@ class MMProtocol:
         self._outgoing.append(_subscribe_text(field, key, chans))
 
     def ping(self, now: float) -> None:
-        """Queue a ping and start the pong clock."""
+        """Queue a ping and start the pong clock.
+
+        Args:
+            now: Your clock's reading as the ping goes out, in seconds; the pong's ``rtt``
+                is measured from it.
+        """
         if self.state in (MMProtocolState.CLOSED, MMProtocolState.FAILED):
             raise LocalProtocolError(f"cannot ping in state {self.state.value}")
         self._outgoing.append('{"type": "ping"}')
@@ -293,7 +310,13 @@ class MMProtocol:
 
     def receive_text(self, text: str | bytes, now: float) -> None:
         """Decode one frame. Raises only :class:`RemoteProtocolError`, whatever the frame
-        holds; the next frame decodes normally after it."""
+        holds; the next frame decodes normally after it.
+
+        Args:
+            text: One text frame from the server, as ``str`` or UTF-8 ``bytes``.
+            now: Your clock's reading when the frame arrived, in seconds (the clients pass
+                ``time.monotonic()``); it becomes the events' ``received_at``.
+        """
         self.keepalive.last_received = now
         try:  # free unless it raises: no extra call on the hot path
             lazy = len(text) > _LAZY_FROM

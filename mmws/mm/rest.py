@@ -111,18 +111,22 @@ class _Failure:
 class MMRest:
     """A typed client for the MM REST API, for resynchronising after a reconnect.
 
-    :param api_key: the key (a UUID), sent in the ``X-API-Key`` header and nowhere else.
-    :param base_url: ``http://`` or ``https://`` and a host; a path prefix is kept.
-    :param timeout: seconds for each socket operation (connect, send, each read).
-    :param ssl_context: the TLS context to use; it wins over ``ca_file``.
-    :param ca_file: a PEM file of CAs to trust instead of the system's.
-    :param verify_tls: ``False`` turns certificate checks off (whatever ``ssl_context``
-        says), and logs a warning saying so.
-    :param retries: how often a 429, a 500/502/503/504 or a failed connection is retried.
-    :param page_size: items per page of :meth:`orders` and :meth:`bets`, 1 to 2000.
-    :param backoff_base: the first wait between retries; each next one doubles (1 s, 2 s,
-        4 s, ...). A 429's or 503's ``Retry-After`` replaces it.
-    :param max_retry_after: the longest single wait, in seconds (at most 600).
+    Args:
+        api_key: The key (a UUID), sent in the ``X-API-Key`` header and nowhere else.
+        base_url: ``http://`` or ``https://`` and a host; a path prefix is kept. Default:
+            ``https://mmapi.55-tech.com``.
+        timeout: Seconds for each socket operation: connect, send, each read (default 10).
+        ssl_context: The TLS context to use; it wins over ``ca_file``.
+        ca_file: A PEM file of CAs to trust instead of the system's.
+        verify_tls: ``False`` turns certificate checks off (whatever ``ssl_context``
+            says), and logs a warning saying so. Default ``True``.
+        retries: How often a 429, a 500/502/503/504 or a failed connection is retried
+            (default 3; 0 never retries).
+        page_size: Items per page of :meth:`orders` and :meth:`bets`, 1 to 2000 (default
+            2000, the API's limit).
+        backoff_base: The first wait between retries, in seconds (default 1); each next one
+            doubles (1 s, 2 s, 4 s, ...). A 429's or 503's ``Retry-After`` replaces it.
+        max_retry_after: The longest single wait, in seconds (default 60, at most 600).
 
     Errors: ``ConfigError`` for a bad argument (before anything is sent);
     ``AuthenticationError`` for HTTP 401/403; :class:`~mmws.RateLimitError` when 429
@@ -207,7 +211,15 @@ class MMRest:
     def open_orders(
         self, *, fixture_id: str | None = None, exchange: str | None = None
     ) -> list[Order]:
-        """Resting and partly filled orders (``GET /api/v1/orders/open``; not paged)."""
+        """Resting and partly filled orders (``GET /api/v1/orders/open``; not paged).
+
+        Args:
+            fixture_id: Only the orders of this fixture (e.g. ``"id1000000861624412"``).
+            exchange: Only the orders on this exchange (e.g. ``"polymarket"``).
+
+        Returns:
+            The orders, as :class:`~mmws.Order` objects.
+        """
         query = {
             "fixtureId": text_param(fixture_id, "fixture_id"),
             "exchange": text_param(exchange, "exchange"),
@@ -227,7 +239,20 @@ class MMRest:
         every page of ``GET /api/v1/orders``. ``status`` is one ``orderStatus`` or several.
 
         An order seen on two pages (the list moved on while it was read) is returned
-        once, with the later copy."""
+        once, with the later copy.
+
+        Args:
+            from_date: The first day: a ``date``, a ``datetime`` (its UTC day) or a
+                ``"YYYY-MM-DD"`` string; ``None`` sets no lower bound.
+            to_date: The last day, in the same forms; ``None`` sets no upper bound.
+            status: One ``orderStatus`` (e.g. ``"FILLED"`` or ``OrderStatus.FILLED``) or
+                several; ``None`` for every status.
+            fixture_id: Only the orders of this fixture.
+            exchange: Only the orders on this exchange (e.g. ``"polymarket"``).
+
+        Returns:
+            The orders, as :class:`~mmws.Order` objects (at most :attr:`max_items`).
+        """
         start, end = date_range(from_date, to_date)
         query = {
             "fixtureId": text_param(fixture_id, "fixture_id"),
@@ -248,7 +273,20 @@ class MMRest:
         status: str | Iterable[str] | None = None,
     ) -> list[Bet]:
         """Hedge bets placed from ``from_date`` to ``to_date``, every page of
-        ``GET /api/v1/bets``. ``status`` is sent lowercase, as the API expects."""
+        ``GET /api/v1/bets``. ``status`` is sent lowercase, as the API expects.
+
+        Args:
+            from_date: The first day: a ``date``, a ``datetime`` (its UTC day) or a
+                ``"YYYY-MM-DD"`` string; ``None`` sets no lower bound.
+            to_date: The last day, in the same forms; ``None`` sets no upper bound.
+            order_id: Only the bets hedging this order.
+            bookmaker: Only the bets at this bookmaker (e.g. ``"pinnacle"``).
+            status: One ``betStatus`` (e.g. ``"placed"``) or several; ``None`` for every
+                status.
+
+        Returns:
+            The bets, as :class:`~mmws.Bet` objects (at most :attr:`max_items`).
+        """
         start, end = date_range(from_date, to_date)
         query = {
             "orderId": integer_param(order_id, "order_id"),
@@ -260,7 +298,14 @@ class MMRest:
         return self._paged("/api/v1/bets", query, _BETS, ("data", "bets"), "bet_id")
 
     def accounts(self, *, exchange: str | None = None) -> list[Account]:
-        """Exchange accounts and balances (``GET /api/v1/accounts``)."""
+        """Exchange accounts and balances (``GET /api/v1/accounts``).
+
+        Args:
+            exchange: Only the accounts on this exchange (e.g. ``"kalshi"``).
+
+        Returns:
+            The accounts, as :class:`~mmws.Account` objects.
+        """
         query = {"exchange": text_param(exchange, "exchange")}
         return self._list("/api/v1/accounts", query, _ACCOUNTS, ("data", "accounts"))
 

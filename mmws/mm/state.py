@@ -79,7 +79,17 @@ class StateSnapshot:
     """One consistent, immutable view of the state: every attribute is from the same moment
     (between two events). ``open_orders`` are the ``orders`` that still rest on the exchange
     (``PENDING_PLACEMENT`` or ``PLACED``, partially matched included). ``synced`` is False from
-    a gap or a disconnect until the next successful resync."""
+    a gap or a disconnect until the next successful resync.
+
+    Attributes:
+        orders: Every order seen or fetched, by ``order_id``, partial UPDATEs merged in.
+        open_orders: The orders still resting on the exchange, by ``order_id``.
+        bets: Every hedge bet seen or fetched, by ``bet_id``.
+        accounts: Every exchange account, by ``(exchange, username)``.
+        scores: The latest score per fixture, by ``fixture_id`` (from broadcasts only).
+        emergency: The emergency switch; ``None`` before a broadcast or a resync told it.
+        synced: ``True`` when the state is known to equal the server's.
+    """
 
     orders: Mapping[int, Order] = EMPTY_MAP
     open_orders: Mapping[int, Order] = EMPTY_MAP
@@ -246,6 +256,15 @@ class MMState:
     The client applies every broadcast on its reader thread before the event reaches your
     queue, so when you ``get()`` an event, the state already includes it. You can also feed
     one yourself, for example from a recording: ``state.apply(event)`` for each event.
+
+    The methods from :meth:`start_fetch` on are the resync steps the client drives; you need
+    them only to resync a state of your own.
+
+    Args:
+        strict: Also check the fields an UPDATE carries without naming them in ``old``
+            (default ``False``; the client turns it on with ``lines=2`` or more).
+        verify: Check continuity and report gaps (default ``True``); off for a state that
+            follows a stream someone else checked already, such as a relay's.
     """
 
     def __init__(self, *, strict: bool = False, verify: bool = True) -> None:
@@ -330,7 +349,16 @@ class MMState:
 
     def apply(self, event: Any) -> GapDetected | None:
         """Apply one event (anything but a broadcast is ignored); return the gap it shows,
-        if any. Call :meth:`publish` to make the change visible to readers."""
+        if any. Call :meth:`publish` to make the change visible to readers.
+
+        Args:
+            event: Any event; only the five broadcasts (``OrderEvent`` ... ``EmergencyEvent``)
+                change the state.
+
+        Returns:
+            The ``GapDetected`` the event shows (then :attr:`synced` turns False), or
+            ``None``.
+        """
         kind = type(event)
         # Continuity is checked only while synced (an unsynced state is known to be behind,
         # and a resync is on its way), and during an audit, which keeps the state synced.
@@ -369,7 +397,11 @@ class MMState:
         """The gap :meth:`apply` would report for ``event`` now, without applying it: None
         when it follows on from the cache, repeats what the cache holds, carries no
         ``old`` to check (scores, the emergency switch) or continuity is not being checked
-        (no resync has completed yet, or one is under way)."""
+        (no resync has completed yet, or one is under way).
+
+        Args:
+            event: The event to check, usually a broadcast.
+        """
         if not (self._synced and (self._held is None or self._auditing) and self.verify):
             return None
         found = entity_of(event)
@@ -400,7 +432,11 @@ class MMState:
 
     def load(self, snapshot: StateSnapshot) -> None:
         """Replace everything with ``snapshot`` (for example one a relay wrote) and publish
-        it; a resync under way is abandoned."""
+        it; a resync under way is abandoned.
+
+        Args:
+            snapshot: The state to take over, :attr:`synced` included.
+        """
         self._generation += 1
         self._held = None
         self._auditing = False
@@ -429,7 +465,17 @@ class MMState:
 
         ``today`` (the caller's UTC date) bounds the first resync, which has no history to
         start from: it reads orders and bets from the day before. An ``"audit"`` checks a
-        synced state against REST: it stays synced (and checked) meanwhile."""
+        synced state against REST: it stays synced (and checked) meanwhile.
+
+        Args:
+            reason: Why: ``"connect"``, ``"reconnect"``, ``"gap"`` or ``"audit"``; it becomes
+                the ``reason`` of the ``Resynced`` event.
+            today: Today's date in UTC.
+
+        Returns:
+            The plan of this resync: its ``generation``, ``reason``, the snapshot of this
+            moment, and ``from_date``, the first day to read from REST.
+        """
         self._generation += 1
         self._held = []
         self._auditing = reason == AUDIT
@@ -441,12 +487,20 @@ class MMState:
         return FetchPlan(self._generation, reason, snap, today)
 
     def abandon(self, generation: int) -> None:
-        """The fetch of ``generation`` failed: stop holding."""
+        """The fetch of ``generation`` failed: stop holding.
+
+        Args:
+            generation: The ``generation`` of the plan :meth:`start_fetch` returned.
+        """
         if generation == self._generation:
             self._held = None
 
     def current(self, generation: int) -> bool:
-        """Is ``generation`` the resync in progress?"""
+        """Is ``generation`` the resync in progress?
+
+        Args:
+            generation: The ``generation`` of a plan :meth:`start_fetch` returned.
+        """
         return generation == self._generation and self._held is not None
 
     def finish(self, generation: int, base: Base, reason: str, duration: float) -> list[Any]:
@@ -456,7 +510,16 @@ class MMState:
 
         An audit that found the cache equal to REST returns nothing; one that found entities
         that differ (broadcasts missed with nothing later to reveal it) returns a
-        ``GapDetected`` for each, then ``Resynced("audit")``."""
+        ``GapDetected`` for each, then ``Resynced("audit")``.
+
+        Args:
+            generation: The ``generation`` of the plan :meth:`start_fetch` returned; a stale
+                one (a newer resync started, or this one was abandoned) changes nothing.
+            base: The REST answers merged into the plan's snapshot (``build_base(plan,
+                answer)`` in :mod:`mmws.mm.state`).
+            reason: The plan's ``reason``, for the ``Resynced`` event.
+            duration: How long the resync took, in seconds, for the ``Resynced`` event.
+        """
         if not self.current(generation):
             return []
         held = self._held or []

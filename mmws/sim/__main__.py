@@ -132,8 +132,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m mmws.sim") ->
     try:
         from mmws.sim.server import Simulator
     except ImportError as exc:
-        print(f"mmws: error: the simulator needs the 'sim' extra: "
-              f"python -m pip install 'mmws[sim]' ({exc})", file=sys.stderr)  # fmt: skip
+        print(f"mmws: error: the simulator needs the 'sim' extra (in a checkout of mmws: "
+              f"python -m pip install '.[sim]') ({exc})", file=sys.stderr)  # fmt: skip
         return 1
     api_keys = {key: "demo" for key in args.api_keys} if args.api_keys else None
     stop = threading.Event()

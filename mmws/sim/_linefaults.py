@@ -28,6 +28,9 @@ class LineFaults(SimState):
 
         Raises ``TypeError`` for an ``api_key`` that is not a str and
         :class:`~mmws.errors.ConfigError` for one that is not one of the simulator's keys.
+
+        Args:
+            api_key: Only this key's connections; ``None`` (the default) for every key's.
         """
         if api_key is not None:
             if not isinstance(api_key, str):
@@ -66,6 +69,10 @@ class LineFaults(SimState):
         Raises ``TypeError`` / ``ValueError`` for a ``connection_id`` that is not an int or a
         ``seconds`` that is not a finite number >= 0, and :class:`~mmws.errors.ConfigError`
         when ``connection_id`` is not an open connection.
+
+        Args:
+            connection_id: The connection (see :meth:`mm_connections`).
+            seconds: The extra delay of each frame queued from now on (0 ends it).
         """
         _check_id(connection_id)
         check_seconds("seconds", seconds)
@@ -85,6 +92,10 @@ class LineFaults(SimState):
         Raises ``TypeError`` for a ``connection_id`` that is not an int or a ``reset`` that is
         not a bool, and :class:`~mmws.errors.ConfigError` when ``connection_id`` is not an
         open connection.
+
+        Args:
+            connection_id: The connection (see :meth:`mm_connections`).
+            reset: ``True`` (the default) sends RST, ``False`` a FIN.
         """
         _check_id(connection_id)
         if not isinstance(reset, bool):
@@ -109,6 +120,9 @@ class LineFaults(SimState):
 
         Raises ``TypeError`` for a ``connection_id`` that is not an int and
         :class:`~mmws.errors.ConfigError` when it is not an open connection.
+
+        Args:
+            connection_id: The connection (see :meth:`mm_connections`).
         """
         _check_id(connection_id)
         with self._lock:

@@ -66,6 +66,19 @@ class MMData(SimState):
         yet: see :meth:`~mmws.sim.Simulator.wait_subscribed`) returns 0; with
         ``require=True`` it raises :class:`NotDelivered` instead, and a simulator made with
         ``warn_unreached=True`` (the ``mmws_sim`` fixture's) warns.
+
+        Args:
+            channel: ``"orders"``, ``"bets"``, ``"accounts"``, ``"scores"`` or
+                ``"emergency"``.
+            event: ``"INSERT"`` or ``"UPDATE"`` (or an :class:`~mmws.EventKind`).
+            payload: The payload: a camelCase wire dict such as
+                ``{"orderId": 1, "orderStatus": "FILLED"}``, or a model instance.
+            old: The previous values of the changed fields, camelCase, for an UPDATE;
+                ``None`` (the default) sends none.
+            api_key: Send a client channel only to this key's client; ``None`` (the
+                default) sends it to every subscribed connection.
+            require: Raise :class:`NotDelivered` when no connection receives it (default
+                ``False``: return 0).
         """
         if channel not in CHANNELS:
             raise ConfigError(f"unknown MM channel {channel!r}")
@@ -92,7 +105,14 @@ class MMData(SimState):
         return sent
 
     def step(self, count: int = 1) -> list[ScenarioEvent]:
-        """Generate and send the next ``count`` scenario events now (any ``rate``)."""
+        """Generate and send the next ``count`` scenario events now (any ``rate``).
+
+        Args:
+            count: How many scenario events to send (default 1).
+
+        Returns:
+            The events sent, in order.
+        """
         out = []
         for _ in range(count):
             # Generated and queued in one go: two threads stepping cannot swap two events
@@ -125,6 +145,15 @@ class MMData(SimState):
         Blocks until every frame is written or its connection has ended (during a
         :meth:`stall`, until :meth:`resume`). A reader keeps up best with websocket-client's
         ``skip_utf8_validation=True``.
+
+        Args:
+            count: How many broadcasts to send (``orderId`` 1 to ``count``).
+            channel: Must be ``"orders"`` (the default): bursts are order fills.
+            rate: Broadcasts per second, paced; ``None`` (the default) as fast as the
+                sockets take them.
+            api_key: Whose connections receive them; ``None`` (the default) uses
+                :attr:`api_key`.
+            event: ``"UPDATE"`` (the default, with ``old``) or ``"INSERT"``.
         """
         if channel != "orders":
             raise ConfigError("burst sends order fills: channel must be 'orders'")
@@ -178,6 +207,9 @@ class MMData(SimState):
         and comparable with a client's ``client.state.snapshot()``: the same attributes and
         types, decoded with the client's own codecs. A broadcast left out by
         :meth:`skip_broadcasts` is in the truth all the same.
+
+        Args:
+            api_key: Whose client's truth; ``None`` (the default) uses :attr:`api_key`.
         """
         key = next(iter(self._api_keys)) if api_key is None else api_key
         client = self._api_keys.get(key)
@@ -202,6 +234,11 @@ class MMData(SimState):
         Raises ``TypeError`` / ``ValueError`` for a ``count`` that is not an int >= 0, and
         :class:`~mmws.errors.ConfigError` when ``connection_id`` is not an open MM
         connection.
+
+        Args:
+            count: How many broadcasts to leave out (0 cancels a pending count).
+            connection_id: The connection (see :meth:`mm_connections`); ``None`` (the
+                default) for each MM connection open now.
         """
         check_count("count", count)
         if connection_id is not None and (
@@ -227,5 +264,9 @@ class MMData(SimState):
         """Queue each of the next ``count`` MM broadcasts twice to every connection it goes
         to (the ground truth changes once); a broadcast that reaches no connection does not
         count. Replaces a count still pending (0 cancels it). Bursts are not affected.
-        ``TypeError`` / ``ValueError`` for a ``count`` that is not an int >= 0."""
+        ``TypeError`` / ``ValueError`` for a ``count`` that is not an int >= 0.
+
+        Args:
+            count: How many broadcasts to send twice (default 1; 0 cancels).
+        """
         self._faults.duplicate_broadcasts(count)

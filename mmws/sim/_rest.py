@@ -299,12 +299,23 @@ class RestApi(SimState):
         a valid key) with HTTP ``status`` (400 to 599) and ``{"detail": <its phrase>}``;
         with ``retry_after`` (seconds) also a ``Retry-After`` header, whole seconds rounded
         up. Replaces a count still pending (0 cancels it). ``TypeError`` / ``ValueError``
-        name a bad argument."""
+        name a bad argument.
+
+        Args:
+            status: The HTTP status to answer with, 400 to 599 (e.g. 429 or 503).
+            count: How many requests get it (default 1; 0 cancels).
+            retry_after: Seconds for a ``Retry-After`` header; ``None`` (the default) sends
+                none.
+        """
         self._faults.rest_errors(status, count, retry_after)
 
     def rest_latency(self, seconds: float) -> None:
         """Send every MM REST answer ``seconds`` late (0: at once again). The wait holds only
         that request's connection, and ends at once when the simulator closes.
-        ``TypeError`` / ``ValueError`` unless ``seconds`` is a finite number >= 0."""
+        ``TypeError`` / ``ValueError`` unless ``seconds`` is a finite number >= 0.
+
+        Args:
+            seconds: The delay of every answer from now on (0 for none).
+        """
         check_seconds("seconds", seconds)
         self._faults.set_rest_latency(seconds)

@@ -124,43 +124,66 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
     """A local MM + feed WebSocket server for tests, demos and benchmarks.
 
     Starts listening at construction; use it as a context manager or call :meth:`close`.
-    All public methods are thread-safe. Arguments (keyword-only after ``port``):
+    All public methods are thread-safe. Every argument after ``port`` is keyword-only.
+    What :attr:`connections` and :meth:`received_messages` show is bounded
+    (``max_recorded_*``, ``max_closed_connections``), so that a client flooding the
+    simulator cannot grow its memory without limit.
 
-    MM endpoint:
-        ``api_keys``: key (a UUID) -> client name; two keys may share a client. None: one
-        generated demo key for client ``"demo"``.
-        ``seed``, ``rate``: the scenario's seed and events per second (0: only what is
-        published). ``heartbeat_interval`` (None: no heartbeats), ``auth_timeout`` (None: no
-        limit), ``max_connections_per_key``, ``legacy_field_names``, ``error_close_code``,
-        ``send_error_frames``: see :mod:`mmws.sim.mm`. ``scenario_start``: the start of
-        the scenario's simulated clock, a timezone-aware datetime (None: now, UTC, to the
-        second, so REST date filters find the scenario's orders as on the real server).
-
-    Feed endpoint:
-        ``feed_api_tokens``: REST API token -> plan (BASIC, PRO, ULTRA, MEGA). None: one
-        generated demo API token with plan ``feed_plan`` (MEGA). ``feed_rate`` (None: same as
-        ``rate``), ``feed_token_ttl`` (1500 s), ``feed_max_connections`` (per token),
-        ``feed_max_subscribe_per_connection``, ``feed_max_commands_per_second`` (None: no
-        limit), ``feed_batch_interval`` (None: no ``batch_update``), ``feed_matches``.
-
-    Transport:
-        ``max_size`` (incoming message limit), ``max_send_queue`` (queued frames per
-        connection before it is closed), ``close_timeout``, ``open_timeout``,
-        ``ssl_context`` (a server-side ``ssl.SSLContext``: the URLs become ``wss://`` and
-        ``https://``; for TLS tests with a locally issued certificate).
-
-    Recording:
-        What :attr:`connections` and :meth:`received_messages` show, bounded so that a
-        client flooding the simulator cannot grow its memory without limit.
-        ``max_recorded_messages`` (10 000): messages (and feed ``command_times``) kept per
-        connection, the latest; ``max_recorded_size`` (64 KiB): a longer message is kept as
-        its first 256 characters with ``truncated=True``; ``max_closed_connections``
-        (1 000): closed connections kept, the latest (open ones are always kept).
-
-    Tests:
-        ``warn_unreached``: :meth:`publish` warns (:class:`~mmws.sim.UnreachedWarning`)
-        when a broadcast reaches no client: a test that publishes before its client has
-        subscribed would otherwise wait for an event that never comes.
+    Args:
+        host: The address to listen on (default ``"127.0.0.1"``).
+        port: The TCP port; 0 (the default) picks a free one (see :attr:`mm_url`).
+        api_keys: MM keys (UUIDs) -> client name; two keys may share a client. ``None``:
+            one generated demo key for client ``"demo"`` (see :attr:`api_key`).
+        seed: The seed of the scenario's random generator (default 0): the same seed gives
+            the same events.
+        rate: Scenario events per second on the MM endpoint (default 20); 0 sends only what
+            you publish.
+        heartbeat_interval: Seconds between the MM heartbeats sent to every open connection
+            (default 60); ``None`` sends none.
+        auth_timeout: Seconds an MM connection may stay without a subscribe before it is
+            closed (default 30); ``None`` for no limit.
+        max_connections_per_key: Open MM connections allowed per key (default 5); one more
+            gets ``Connection limit exceeded``.
+        legacy_field_names: Speak the MM protocol before 2026-04-18: read the key from
+            ``api_key`` and answer with ``subscription_id`` (default ``False``).
+        error_close_code: The close code after a fatal MM error (default 1008).
+        send_error_frames: Send the error frame before that close (default ``True``);
+            ``False`` closes only, since the real server's frame shape is undocumented.
+        feed_api_tokens: Feed REST API tokens -> plan (``"BASIC"``, ``"PRO"``, ``"ULTRA"``,
+            ``"MEGA"``). ``None``: one generated demo API token with plan ``feed_plan``.
+        feed_plan: The plan of that demo token (default ``"MEGA"``, every channel).
+        feed_rate: Feed updates per second; ``None`` (the default) uses ``rate``.
+        feed_token_ttl: Seconds a feed WebSocket token lives (default 1500); its connections
+            are closed when it expires.
+        feed_max_connections: Open feed connections allowed per token (default 5).
+        feed_max_subscribe_per_connection: Subscriptions allowed per feed connection
+            (default 20); one more gets ``SUBSCRIPTION_LIMIT``.
+        feed_max_commands_per_second: Feed commands allowed per connection in any second
+            (default 10); more get ``RATE_LIMITED``. ``None`` for no limit.
+        feed_batch_interval: Seconds between the ``batch_update`` frames sent to ``all``
+            subscriptions of ``STATS`` and ``ODDS`` (default 30); ``None`` sends none.
+        feed_matches: How many matches the feed generator plays (default 3; see
+            :attr:`feed_matches`).
+        max_size: The largest message accepted from a client, in bytes (default 1 MiB); a
+            larger one closes that connection with 1009.
+        max_send_queue: Frames queued for one connection before it is closed with 1008
+            (default 100000): a client that does not read cannot grow memory for ever.
+        close_timeout: Seconds a connection gets for the closing handshake (default 2).
+        open_timeout: Seconds a client gets for the opening handshake (default 10).
+        ssl_context: A server-side ``ssl.SSLContext``: the URLs become ``wss://`` and
+            ``https://`` (for TLS tests with a locally issued certificate).
+        max_recorded_messages: Messages (and feed ``command_times``) kept per connection,
+            the latest (default 10000).
+        max_recorded_size: Bytes; a longer message is kept as its first 256 characters,
+            with ``truncated=True`` (default 64 KiB).
+        max_closed_connections: Closed connections kept, the latest (default 1000; open ones
+            are always kept).
+        scenario_start: The start of the scenario's simulated clock, a timezone-aware
+            ``datetime``. ``None`` (the default): now, in UTC, to the second, so REST date
+            filters find the scenario's orders as on the real server.
+        warn_unreached: Make :meth:`publish` warn (:class:`~mmws.sim.UnreachedWarning`) when
+            a broadcast reaches no client (default ``False``): a test that publishes before
+            its client has subscribed would otherwise wait for an event that never comes.
 
     Durations (``heartbeat_interval``, ``auth_timeout``, ``feed_token_ttl``,
     ``feed_batch_interval``, ``close_timeout``, ``open_timeout``) must be finite numbers > 0
@@ -324,6 +347,9 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
         handshake, then their TCP connection is cut (this also frees a writer blocked on a
         client that does not read). Returns within about ``timeout`` seconds (plus that
         grace) whatever the clients do; a thread still running then is logged. Idempotent.
+
+        Args:
+            timeout: Seconds to wait, at most, for the simulator's threads (default 5).
         """
         with self._lock:
             if self._closed:
@@ -440,7 +466,12 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
             return tuple(self._info(c) for c in self._history if c.closed_at is None)
 
     def received_messages(self, connection_id: int | None = None) -> tuple[ReceivedMessage, ...]:
-        """What clients sent (one connection, or all), in arrival order."""
+        """What clients sent (one connection, or all), in arrival order.
+
+        Args:
+            connection_id: Only this connection's messages (an id from
+                :attr:`connections`); ``None`` (the default) for every connection's.
+        """
         with self._lock:
             out = [
                 m
@@ -481,7 +512,13 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         """Block until ``predicate()`` is true (re-checked on every change in the simulator:
-        connections, messages, subscriptions, frames sent) or ``timeout``; its last value."""
+        connections, messages, subscriptions, frames sent) or ``timeout``; its last value.
+
+        Args:
+            predicate: A function of no arguments, e.g.
+                ``lambda: sim.stats.commands_received >= 1``.
+            timeout: Seconds to wait, at most (default 5).
+        """
         with self._changed:
             return self._changed.wait_for(predicate, timeout)
 
@@ -490,7 +527,14 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
     ) -> int:
         """Wait until at least ``count`` open MM connections have subscribed (to
         ``channel``, if given); return how many have. Raises ``TimeoutError`` saying how
-        many had after ``timeout`` seconds."""
+        many had after ``timeout`` seconds.
+
+        Args:
+            count: How many subscribed MM connections to wait for (default 1).
+            timeout: Seconds to wait, at most (default 5).
+            channel: Count only the connections subscribed to this channel, e.g.
+                ``"orders"``; ``None`` (the default) counts every subscribed one.
+        """
 
         def subscribed() -> int:
             return sum(
@@ -527,6 +571,10 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
         Shape 2 (``"type":"event"``) goes to the subscription named by its ``channel``,
         ``scope`` and ``id``; anything else (shape 1) to ``C:all``, ``C:match:<matchId>`` and
         ``C:league:<leagueId>``, once per connection.
+
+        Args:
+            frame: The whole frame, as a dict in the wire's form (camelCase keys), e.g.
+                ``{"type": "goal", "channel": "MAIN", "matchId": "1", "data": {...}}``.
         """
         channel = frame.get("channel")
         if channel not in FEED_CHANNELS:
@@ -550,7 +598,14 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
         return sent
 
     def step_feed(self, count: int = 1) -> list[FeedUpdate]:
-        """Generate and send the next ``count`` feed updates now (any ``feed_rate``)."""
+        """Generate and send the next ``count`` feed updates now (any ``feed_rate``).
+
+        Args:
+            count: How many updates to send (default 1).
+
+        Returns:
+            The updates sent, in order.
+        """
         out = []
         for _ in range(count):
             with self._gen_lock:
@@ -589,7 +644,13 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
 
     def send_raw(self, text: str | bytes, endpoint: str | None = None) -> int:
         """Send ``text`` verbatim (a text frame; ``bytes`` as UTF-8 text) to every open
-        connection (or those of ``endpoint``, "mm" or "feed"); the number reached."""
+        connection (or those of ``endpoint``, "mm" or "feed"); the number reached.
+
+        Args:
+            text: The frame's text, sent as it is (it need not be valid JSON).
+            endpoint: ``"mm"`` or ``"feed"`` for only that endpoint's connections; ``None``
+                (the default) for all.
+        """
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
         return sum(
@@ -603,7 +664,13 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
 
     def drop_connections(self, *, reset: bool = True, endpoint: str | None = None) -> int:
         """Cut every open connection's TCP without a close frame: RST (``reset``) or FIN.
-        The client sees the connection lost (no close code). Returns the number cut."""
+        The client sees the connection lost (no close code). Returns the number cut.
+
+        Args:
+            reset: ``True`` (the default) sends RST, ``False`` a FIN.
+            endpoint: ``"mm"`` or ``"feed"`` for only that endpoint's connections; ``None``
+                (the default) for all.
+        """
         conns = [c for c in self._open_conns() if endpoint is None or c.endpoint == endpoint]
         for conn in conns:
             self._cut(conn, reset=reset)
@@ -613,7 +680,17 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
         self, code: int = 1000, reason: str = "", *, endpoint: str | None = None
     ) -> int:
         """Close every open connection with ``code`` and ``reason``, after the frames already
-        queued for it; returns at once (the writer does the closing handshake)."""
+        queued for it; returns at once (the writer does the closing handshake).
+
+        Args:
+            code: The close code (default 1000, a normal close).
+            reason: The close reason text (default empty).
+            endpoint: ``"mm"`` or ``"feed"`` for only that endpoint's connections; ``None``
+                (the default) for all.
+
+        Returns:
+            How many connections are being closed.
+        """
         conns = [c for c in self._open_conns() if endpoint is None or c.endpoint == endpoint]
         for conn in conns:
             self._apply(conn, Close(code, reason))
@@ -642,20 +719,35 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
         self._faults.pause_heartbeats()
 
     def resume_heartbeats(self) -> None:
+        """Send MM heartbeats again after :meth:`pause_heartbeats`."""
         self._faults.resume_heartbeats()
 
     def delay_pongs(self, seconds: float) -> None:
-        """Send each pong ``seconds`` after its ping (``math.inf``: never; 0: at once)."""
+        """Send each pong ``seconds`` after its ping (``math.inf``: never; 0: at once).
+
+        Args:
+            seconds: The delay of every pong from now on, MM and feed.
+        """
         self._faults.delay_pongs(seconds)
 
     def reject_handshakes(self, status: int | None) -> None:
-        """Refuse WebSocket upgrades with HTTP ``status`` (e.g. 429, 503); None to stop."""
+        """Refuse WebSocket upgrades with HTTP ``status`` (e.g. 429, 503); None to stop.
+
+        Args:
+            status: The HTTP status to answer every upgrade with; ``None`` accepts them
+                again.
+        """
         self._faults.reject_handshakes(status)
 
     def restart(self, down_for: float = 1.0, *, wait: bool = False) -> None:
         """Stop listening and cut every connection (RST), then listen again on the same port
         after ``down_for`` seconds. Returns at once unless ``wait``; watch
-        :attr:`listening` / ``stats.restarts`` (or ``wait_for``) to know when it is back."""
+        :attr:`listening` / ``stats.restarts`` (or ``wait_for``) to know when it is back.
+
+        Args:
+            down_for: Seconds the port stays closed (default 1).
+            wait: Block until it listens again (default ``False``).
+        """
         with self._restart_lock:
             self._stop_listener()
             self.drop_connections()
@@ -678,14 +770,22 @@ class Simulator(Hub, HttpRoutes, RestApi, MMData, LineFaults):
     def revoke_key(self, api_key: str) -> None:
         """Make ``api_key`` invalid ("client is inactive"): its next subscribe gets
         ``Invalid API key`` and a close. Open connections are left alone (cut them with
-        :meth:`drop_connections` to force the client to subscribe again)."""
+        :meth:`drop_connections` to force the client to subscribe again).
+
+        Args:
+            api_key: One of the simulator's keys (``ConfigError`` otherwise).
+        """
         if api_key not in self._api_keys:
             raise ConfigError("api_key is not one of the simulator's keys")
         with self._lock:
             self._revoked.add(api_key)
 
     def restore_key(self, api_key: str) -> None:
-        """Undo :meth:`revoke_key`."""
+        """Undo :meth:`revoke_key`.
+
+        Args:
+            api_key: The key to accept again.
+        """
         with self._lock:
             self._revoked.discard(api_key)
 

@@ -397,3 +397,14 @@ def test_a_key_refused_on_reconnect_closes_the_whole_client(sim: Simulator) -> N
         assert isinstance(events[-1].error, mmws.AuthenticationError)
         assert client.health().state == "closed"
     wait_until(lambda: not _mmws_threads(), 5, "every thread to end")
+
+
+def test_closing_while_the_second_line_still_connects_never_fails(sim: Simulator) -> None:
+    """close() joined a thread that a line's background connect had listed but not yet
+    started ('cannot join thread before it is started': seen once in the docs' example)."""
+    baseline = threading.active_count()
+    for _ in range(30):
+        client = MMClient(sim.api_key, url=sim.mm_url, lines=2, backoff_base=0.01)
+        client.connect()  # the first line; the second connects in the background
+        client.close()  # raises nothing, whatever the second line is doing
+    wait_until(lambda: threading.active_count() <= baseline, 10, "every thread gone")

@@ -1,0 +1,262 @@
+"""The API reference describes every parameter and attribute, and points at nothing private.
+
+``docs/reference.md`` names what is public (its ``auto*`` directives and their
+``:members:`` lists). For each of those objects, read straight from the docstrings (no
+Sphinx build, so this stays cheap): every parameter of a public class or function, and every
+attrs field, has an entry with a description in a Google-style section of its docstring
+(``Args:``, ``Attributes:``, ...); every documented member has a docstring whose parameters
+are described the same way; no docstring names the private base ``StreamClient`` or links
+into a private module. The install lines of the docs work from a checkout.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import inspect
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+import mmws
+from mmws._session import ClientState
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "docs" / "reference.md"
+
+SECTION = re.compile(
+    r"^(?P<indent>\s*)(Args|Arguments|Parameters|Keyword Args|Keyword Arguments|"
+    r"Other Parameters|Attributes):\s*$"
+)
+ENTRY = re.compile(r"^(?P<indent>\s+)\**(?P<name>\w+)(\s*\([^)]*\))?:\s+\S")
+PRIVATE = re.compile(r"StreamClient|mmws\._[a-z]")
+
+
+@attrs.frozen
+class Directive:
+    kind: str  # autoclass, autoexception, autofunction, autodata
+    target: str  # the dotted name of the object
+    members: tuple[str, ...] | None  # None: no :members:; (): all of them
+    inherited: bool
+    special: tuple[str, ...]
+
+
+def directives() -> list[Directive]:
+    """The ``auto*`` directives of the reference, with their member options."""
+    lines = REFERENCE.read_text(encoding="utf-8").splitlines()
+    module = "mmws"
+    found: list[Directive] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index].strip()
+        index += 1
+        current = re.match(r"^\.\. currentmodule:: (\S+)$", line)
+        if current:
+            module = current.group(1)
+            continue
+        auto = re.match(r"^\.\. (auto\w+):: (\S+)$", line)
+        if not auto:
+            continue
+        name = auto.group(2)
+        options: dict[str, str] = {}
+        key = ""
+        while index < len(lines) and lines[index].startswith("   ") and lines[index].strip():
+            option = re.match(r"^\s+:([\w-]+):\s*(.*)$", lines[index])
+            if option:
+                key = option.group(1)
+                options[key] = option.group(2)
+            else:
+                options[key] += " " + lines[index].strip()
+            index += 1
+        members = None
+        if "members" in options:
+            members = tuple(m.strip() for m in options["members"].split(",") if m.strip())
+        found.append(
+            Directive(
+                kind=auto.group(1),
+                target=name if "." in name else f"{module}.{name}",
+                members=members,
+                inherited="inherited-members" in options,
+                special=tuple(options.get("special-members", "").replace(",", " ").split()),
+            )
+        )
+    return found
+
+
+def resolve(target: str) -> Any:
+    module_name, _, name = target.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        owner = resolve(module_name)
+        return getattr(owner, name)
+    return getattr(module, name)
+
+
+def described(doc: str | None) -> set[str]:
+    """The names a docstring describes in its ``Args:``/``Attributes:``/... sections."""
+    names: set[str] = set()
+    section_indent: int | None = None
+    entry_indent: int | None = None
+    for line in (doc or "").splitlines():
+        header = SECTION.match(line)
+        if header:
+            section_indent = len(header.group("indent"))
+            entry_indent = None
+            continue
+        if section_indent is None or not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent <= section_indent:
+            section_indent = None  # the section ended
+            continue
+        entry = ENTRY.match(line)
+        if entry and (entry_indent is None or indent == entry_indent):
+            entry_indent = indent
+            names.add(entry.group("name"))
+    return names
+
+
+def parameters(obj: Any) -> list[str]:
+    """The public parameter names of a callable (no self, no ``*args``/``**kwargs``)."""
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return []
+    return [
+        p.name
+        for p in signature.parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and p.name not in ("self", "cls")
+        and not p.name.startswith("_")
+    ]
+
+
+def own_init_doc(cls: type) -> str | None:
+    init = cls.__dict__.get("__init__")
+    doc = getattr(init, "__doc__", None)
+    if doc and doc.startswith("Method generated by attrs"):
+        return None
+    return doc
+
+
+def class_names(cls: type) -> list[str]:
+    """What a class's entry must describe: its constructor's parameters and its fields."""
+    if issubclass(cls, enum.Enum):
+        return []
+    if issubclass(cls, BaseException) and "__init__" not in vars(cls):
+        names: list[str] = []
+    else:
+        names = parameters(cls)
+    if attrs.has(cls):
+        names += [f.name for f in attrs.fields(cls) if not f.name.startswith("_")]
+    return list(dict.fromkeys(names))
+
+
+def member_names(cls: type, directive: Directive) -> list[str]:
+    if directive.members is None:
+        names: list[str] = []
+    elif directive.members:
+        names = list(directive.members)
+    else:
+        owners = [c for c in cls.__mro__ if c.__module__.startswith("mmws")]
+        if not directive.inherited:
+            owners = [cls]
+        names = [
+            name
+            for owner in owners
+            for name, value in vars(owner).items()
+            if not name.startswith("_")
+            and (callable(value) or isinstance(value, property | classmethod | staticmethod))
+            and not (isinstance(value, type) or name.isupper())
+        ]
+    return list(dict.fromkeys([*names, *directive.special]))
+
+
+def entries() -> Iterator[tuple[str, Any, list[str]]]:
+    """(dotted name, object, names its docstring must describe) of everything rendered."""
+    for directive in directives():
+        if directive.kind == "autodata":
+            continue
+        obj = resolve(directive.target)
+        if directive.kind == "autofunction":
+            yield directive.target, obj, parameters(obj)
+            continue
+        yield directive.target, obj, class_names(obj)
+        for name in member_names(obj, directive):
+            member = inspect.getattr_static(obj, name)
+            if isinstance(member, property):
+                yield f"{directive.target}.{name}", member, []
+            elif isinstance(member, classmethod | staticmethod):
+                yield f"{directive.target}.{name}", member, parameters(getattr(obj, name))
+            elif callable(member):
+                yield f"{directive.target}.{name}", member, parameters(member)
+
+
+ENTRIES = list(entries())
+
+
+def doc_of(obj: Any) -> str:
+    if isinstance(obj, classmethod | staticmethod):
+        obj = obj.__func__
+    return inspect.cleandoc(getattr(obj, "__doc__", None) or "")
+
+
+def test_the_reference_lists_the_public_api() -> None:
+    listed = {name for name, _, _ in ENTRIES}
+    for name in ("mmws.MMClient", "mmws.MMClient.connect", "mmws.MMClient.get",
+                 "mmws.MMClient.__iter__", "mmws.FeedClient.subscribe", "mmws.RedisRelay",
+                 "mmws.RedisSource", "mmws.redis.Entry", "mmws.sim.Simulator.publish",
+                 "mmws.testing.RedisServer", "mmws.watch.watch", "mmws.to_records",
+                 "mmws.cli.format_event", "mmws.Health", "mmws.Order"):
+        assert name in listed, name
+    for name in mmws.__all__:
+        if isinstance(getattr(mmws, name), type) or inspect.isfunction(getattr(mmws, name)):
+            assert f"mmws.{name}" in listed, name
+
+
+@pytest.mark.parametrize(("name", "obj", "names"), ENTRIES, ids=[e[0] for e in ENTRIES])
+def test_every_parameter_and_field_has_a_description(name: str, obj: Any,
+                                                     names: list[str]) -> None:
+    doc = doc_of(obj)
+    assert doc.strip(), f"{name} has no docstring"
+    known = described(doc)
+    if isinstance(obj, type):
+        known |= described(own_init_doc(obj))
+    missing = [n for n in names if n not in known]
+    assert missing == [], f"{name}: no description for {missing}"
+
+
+@pytest.mark.parametrize(("name", "obj", "names"), ENTRIES, ids=[e[0] for e in ENTRIES])
+def test_no_docstring_points_at_a_private_name(name: str, obj: Any, names: list[str]) -> None:
+    docs = doc_of(obj)
+    if isinstance(obj, type):
+        docs += own_init_doc(obj) or ""
+    assert PRIVATE.findall(docs) == [], name
+
+
+def test_health_lists_the_states_a_client_can_be_in() -> None:
+    doc = doc_of(mmws.Health)
+    for state in ClientState:
+        assert f'"{state.value}"' in doc or f"``{state.value}``" in doc, state.value
+
+
+INSTALL = re.compile(r"pip install[^\n`]*")
+
+
+def test_install_lines_work_from_a_checkout() -> None:
+    """mmws is not on PyPI: ``pip install "mmws[...]"`` cannot work; ``".[extra]"`` from a
+    checkout does."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+             *sorted((ROOT / "docs" / "guides").glob("*.md"))]
+    bad = [
+        f"{page.relative_to(ROOT)}: {command}"
+        for page in pages
+        for command in INSTALL.findall(page.read_text(encoding="utf-8"))
+        if re.search(r"""install\s+(-e\s+)?["']?mmws\b""", command)
+    ]
+    assert bad == []
