@@ -31,7 +31,7 @@ import secrets
 import socket
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
@@ -49,6 +49,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed wherever
 
 from mmws._backoff import Backoff
 from mmws._delivery import EventQueue
+from mmws._relaybuffer import Loss, RelayBuffer
 from mmws._relaywire import (
     EntryDecoder,
     Numbering,
@@ -140,16 +141,6 @@ def _redis_error(exc: BaseException, url: str) -> str:
     return f"{type(exc).__name__}: {exc} ({url})"
 
 
-class _Loss:
-    """Stands in the relay's buffer for events that will never reach the stream."""
-
-    __slots__ = ("count", "reason")
-
-    def __init__(self, reason: str = "buffer", count: int = 0) -> None:
-        self.reason = reason
-        self.count = count
-
-
 # -- the relay ----------------------------------------------------------------------------
 
 
@@ -229,8 +220,6 @@ class RedisRelay:
             self._state: MMState | None = client.state
         except ConfigError:
             self._state = None  # a client without state=True: no snapshots
-        self._buffer_max = buffer
-        self._batch = batch
         self._snapshot_interval = snapshot_interval
         self._timeout = timeout
         self._redis: Any = _connect(self._url, timeout)
@@ -238,9 +227,7 @@ class RedisRelay:
         self._run = secrets.token_hex(8)
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
-        self._buffer: deque[Any] = deque()
-        self._held = 0  # events in the buffer (its loss markers are not events)
-        self._inflight = 0  # events in the batch being written
+        self._buffer = RelayBuffer(buffer, batch)  # under self._lock
         self._stopping = False
         self._closed = False
         self._abandon = threading.Event()
@@ -250,9 +237,6 @@ class RedisRelay:
         self._number = 0
         self.published = 0
         """Events written to the stream."""
-        self.dropped = 0
-        """Events that never reached the stream (the buffer was full, or Redis was still
-        unreachable when ``close()`` gave up)."""
         self.last_id: str | None = None
         """The stream id of the last entry written."""
         self.last_error: str | None = None
@@ -263,7 +247,14 @@ class RedisRelay:
     @property
     def buffered(self) -> int:
         """Events taken from the client and not yet written (at most ``buffer``)."""
-        return self._held + self._inflight
+        with self._lock:
+            return self._buffer.held + self._buffer.inflight
+
+    @property
+    def dropped(self) -> int:
+        """Events that never reached the stream (the buffer was full, or Redis was still
+        unreachable when ``close()`` gave up)."""
+        return self._buffer.dropped
 
     def start(self) -> RedisRelay:
         """Start relaying (the pump and publisher threads).
@@ -332,16 +323,7 @@ class RedisRelay:
                 break
             snapshot = self._snapshot_for(event) if self._state is not None else None
             with self._lock:
-                buffer = self._buffer
-                if self._held + self._inflight < self._buffer_max:
-                    buffer.append((event, snapshot))
-                    self._held += 1
-                else:
-                    tail = buffer[-1] if buffer else None
-                    if not (isinstance(tail, _Loss) and tail.reason == "buffer"):
-                        buffer.append(_Loss())
-                    buffer[-1].count += 1
-                    self.dropped += 1
+                self._buffer.offer(event, snapshot)  # full: counted into a loss marker
                 self._ready.notify()
 
     def _snapshot_for(self, event: Any) -> StateSnapshot | None:
@@ -367,6 +349,7 @@ class RedisRelay:
 
     def _publish_loop(self) -> None:
         batch: list[Any] | None = None
+        items: list[Any] = []
         while True:
             if batch is None:
                 with self._lock:
@@ -374,18 +357,15 @@ class RedisRelay:
                         self._ready.wait()
                     if not self._buffer:
                         return
-                    items = self._take_batch()
-                    self._inflight = sum(1 for item in items if not isinstance(item, _Loss))
-                    self._held -= self._inflight
+                    items = self._buffer.take()
                 try:
                     batch = self._encode(items)
                 except Exception:  # a bug, not Redis: never a silent stop, never a silent loss
-                    log.exception("relay to %s: %d events could not be encoded", self.url,
-                                  self._inflight)  # fmt: skip
-                    self._lost(self._inflight)
+                    log.exception("relay to %s: a batch could not be encoded", self.url)
+                    self._lost(items)
                     continue
             if self._abandon.is_set():
-                self._give_up(batch)
+                self._give_up()
                 return
             try:
                 ids = self._script(keys=[self.stream, f"{self.stream}:state"], args=batch[0])
@@ -395,13 +375,12 @@ class RedisRelay:
             except Exception:  # not Redis's doing: a retry would fail the same way
                 log.exception("relay to %s: a batch of %d events failed", self.url, batch[1])
                 self._number -= batch[2]  # the stream never got these numbers
-                self._lost(batch[1])
+                self._lost(items)
                 batch = None
                 self._abandon.wait(self._backoff.next_delay())  # no busy loop on a bug
                 continue
             with self._lock:
-                self.published += batch[1]
-                self._inflight = 0
+                self.published += self._buffer.written()
             self.last_id = ids[-1].decode() if isinstance(ids[-1], bytes) else str(ids[-1])
             self._backoff.reset()
             if self.last_error is not None:
@@ -409,26 +388,10 @@ class RedisRelay:
                 self.last_error = None
             batch = None
 
-    def _take_batch(self) -> list[Any]:
-        """Up to ``batch`` items from the buffer (the lock is held). A loss marker at the
-        tail of a full buffer stays: the pump still counts into it, and one loss is one
-        ``RelayLoss``, not pieces of it."""
-        buffer = self._buffer
-        full = self._held + self._inflight >= self._buffer_max
-        items: list[Any] = []
-        while buffer and len(items) < self._batch:
-            if full and len(buffer) == 1 and isinstance(buffer[0], _Loss) and items:
-                break
-            items.append(buffer.popleft())
-        return items
-
-    def _lost(self, count: int) -> None:
-        """``count`` events of the batch in hand are lost: counted, and told in the stream."""
+    def _lost(self, items: list[Any]) -> None:
+        """The batch in hand can never be written: counted, and told in the stream."""
         with self._lock:
-            self.dropped += count
-            self._inflight = 0
-            if count:
-                self._buffer.appendleft(_Loss("error", count))
+            self._buffer.lost(items)
 
     def _encode(self, items: Iterable[Any]) -> list[Any]:
         """The script's arguments for ``items``, how many events and entries they hold."""
@@ -438,7 +401,7 @@ class RedisRelay:
         events = 0
         number = self._number
         for item in items:
-            if isinstance(item, _Loss):
+            if isinstance(item, Loss):
                 event: Any = RelayLoss(item.count, item.reason)
                 snap = self._state.snapshot() if self._state is not None else None
                 log.error("relay to %s: %d events lost (%s)", self.url, item.count, item.reason)
@@ -467,12 +430,9 @@ class RedisRelay:
         self.last_error = text
         self._abandon.wait(self._backoff.next_delay())
 
-    def _give_up(self, batch: list[Any]) -> None:
+    def _give_up(self) -> None:
         with self._lock:
-            rest, self._held, self._inflight = self._held, 0, 0
-            self._buffer.clear()
-        lost = batch[1] + rest
-        self.dropped += lost
+            lost = self._buffer.give_up()
         if lost:
             log.error(
                 "relay to %s closed while Redis was unreachable: %d events not published",
