@@ -158,10 +158,12 @@ class StateKeeper:
             self._cond.notify_all()
 
     def _restart(self, generation: int, reason: str) -> NoReturn:
-        """(lock held) This resync cannot finish: start it again."""
+        """(lock held) This resync cannot finish: start it again, under the reason asked
+        for meanwhile if there is one (a reconnect during a gap's resync is a reconnect: a
+        consumer waits for ``Resynced("reconnect")`` after ``Disconnected``)."""
         self._barrier = None
         self.state.abandon(generation)
-        self._ask(reason)
+        self._ask(self._request or reason)
         raise _Superseded
 
     def _ask(self, reason: str) -> None:
@@ -296,7 +298,7 @@ class StateKeeper:
                 # the barrier's line went down while others stay up: no reconnect will ask
                 # for a resync, so this one starts again
                 self.state.abandon(generation)
-                self._ask(reason)
+                self._ask(self._request or reason)
         # else finished, or superseded by a reconnect (which asks for a new resync itself)
 
 
