@@ -105,6 +105,16 @@ def _shown(url: str) -> str:
     return re.sub(r"(?i)((?:^|[?&;])password=)[^&;#]*", r"\1***", scheme + sep + rest)
 
 
+def _passwords(url: str) -> list[str]:
+    """The passwords in ``url`` (its user part, a ``password=`` in its query)."""
+    found = re.findall(r"(?i)(?:^|[?&;])password=([^&;#]+)", url.partition("?")[2])
+    head = url.partition("//")[2].partition("?")[0]
+    user = head[: head.rfind("@")] if "@" in head else ""
+    if ":" in user:
+        found.append(user.partition(":")[2])
+    return sorted((p for p in found if p), key=len, reverse=True)
+
+
 def _connect(url: Secret, timeout: float, single: bool = False) -> Any:  # loose types
     try:
         pool = _redis.ConnectionPool.from_url(
@@ -114,7 +124,10 @@ def _connect(url: Secret, timeout: float, single: bool = False) -> Any:  # loose
             retry=Retry(NoBackoff(), 0),  # mmws retries itself, with its own backoff
         )
     except ValueError as exc:
-        raise ConfigError(f"not a Redis URL: {_shown(url.reveal())!r} ({exc})") from None
+        detail = str(exc)
+        for secret in _passwords(url.reveal()):
+            detail = detail.replace(secret, "***")  # a parse error may quote a piece of it
+        raise ConfigError(f"not a Redis URL: {_shown(url.reveal())!r} ({detail})") from None
     return _redis.Redis(connection_pool=pool, single_connection_client=single)
 
 
@@ -262,8 +275,8 @@ class RedisRelay:
         Returns:
             The relay itself. Starting it twice raises ``ConfigError``.
         """
-        if self._threads:
-            raise ConfigError("this relay was started already")
+        if self._threads or self._closed:
+            raise ConfigError(f"this relay was {'closed' if self._closed else 'started'} already")
         for name, target in (("pump", self._pump), ("publish", self._publish_loop)):
             thread = threading.Thread(target=target, name=f"mmws-relay-{name}", daemon=True)
             self._threads.append(thread)
@@ -320,6 +333,10 @@ class RedisRelay:
             except MmwsError:
                 break  # the client closed and its last event (Closed) was taken
             if event is _STOP:
+                break
+            if self._abandon.is_set():  # close() ran out of time: the rest stays queued
+                with self._lock:
+                    self._buffer.dropped += 1  # this one was taken: counted, not lost quietly
                 break
             snapshot = self._snapshot_for(event) if self._state is not None else None
             with self._lock:
@@ -571,7 +588,6 @@ class RedisSource:
         self._lock = threading.Lock()
         self._outstanding: OrderedDict[int, tuple[Any, Entry]] = OrderedDict()
         self._queued: set[str] = set()  # group: ids read and not yet acknowledged
-        self._touch_at = 0.0
         self._numbering = Numbering(whole=start == "0")  # whole: a trimmed start is lost too
         self._lost_at_start = False
         self._need_snapshot = False
@@ -590,6 +606,12 @@ class RedisSource:
             raise ConnectError(f"cannot reach Redis: {_redis_error(exc, self.url)}") from None
         self._thread = threading.Thread(target=self._read_loop, name="mmws-source", daemon=True)
         self._thread.start()
+        self._toucher: threading.Thread | None = None
+        if group is not None:
+            self._toucher = threading.Thread(
+                target=self._keep_alive, name="mmws-source-touch", daemon=True
+            )
+            self._toucher.start()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -604,11 +626,6 @@ class RedisSource:
             The next event, typed as the relayed client delivered it.
         """
         event = self._queue.get(True, timeout)
-        if self.group is not None:
-            try:
-                self._touch()
-            except _redis.RedisError:
-                pass  # Redis away: the reader thread reports it and retries
         with self._lock:
             found = self._outstanding.get(id(event))
             if found is not None:
@@ -682,6 +699,8 @@ class RedisSource:
             self._thread.join(min(0.05, max(0.0, deadline - time.monotonic())))
             if not self._thread.is_alive() or time.monotonic() >= deadline:
                 break
+        if self._toucher is not None:
+            self._toucher.join(max(0.0, deadline - time.monotonic()))
         self._reader.close()
         self._redis.close()
 
@@ -747,7 +766,6 @@ class RedisSource:
                     events = self._read_independent()
                 else:
                     events = self._read_group()
-                    self._touch()
                     if time.monotonic() >= claim_at:
                         events.extend(self._claim())
                         claim_at = time.monotonic() + self._claim_idle / 2
@@ -814,17 +832,21 @@ class RedisSource:
             self._position = last
         return events
 
+    def _keep_alive(self) -> None:
+        """(Thread ``mmws-source-touch``, with a group.) Every ``claim_idle / 3`` seconds,
+        reset the idle time of the entries this consumer holds (read ahead into its queue,
+        or delivered and not acknowledged): the entries of a live consumer are never
+        claimed, however far behind it is; only those of one that stopped. A thread of its
+        own, since the reader waits while the queue is full, and ``get()`` must never wait
+        for Redis."""
+        while not self._stop.wait(self._claim_idle / 3):
+            try:
+                self._touch()
+            except Exception:  # Redis away (the reader reports it), or closing
+                continue
+
     def _touch(self) -> None:
-        """Every ``claim_idle / 3`` seconds, reset the idle time of the entries this
-        consumer holds (read ahead into its queue, or delivered and not acknowledged): the
-        entries of a live consumer are not claimed, however far behind it is; only those
-        of one that stopped (or stopped calling ``get()``). Called by the reader thread and
-        by ``get()``, since the reader waits while the queue is full."""
-        now = time.monotonic()
         with self._lock:
-            if now < self._touch_at:
-                return
-            self._touch_at = now + self._claim_idle / 3
             held = list(self._queued)
         for start in range(0, len(held), 1000):
             self._redis.xclaim(

@@ -648,3 +648,52 @@ def test_mmws_relay_stops_on_ctrl_c_and_publishes_what_was_queued(
     rest = take(src, 1, kind=mmws.Closed)  # the client's last event reached the stream
     assert isinstance(rest[-1], mmws.Closed)
     src.close()
+
+
+@pytest.mark.parametrize("url", [
+    "redis://user:s3cret-pw@127.0.0.1:notaport/0",
+    "redis://127.0.0.1:1/0?password=s3cret-pw&db=x",
+    "ftp://:s3cret-pw@127.0.0.1",
+])  # fmt: skip
+def test_a_bad_url_is_refused_without_its_password(sim: Simulator, url: str) -> None:
+    client = client_for(sim)
+    for make in (lambda: RedisRelay(client, url), lambda: RedisSource(url)):
+        try:
+            make().close()
+        except mmws.MmwsError as exc:
+            assert "s3cret-pw" not in str(exc) and "***" in str(exc), str(exc)
+        else:
+            raise AssertionError(f"{url} was accepted")
+
+
+def test_a_live_consumer_far_behind_keeps_its_entries_until_it_stops(
+    sim: Simulator, mmws_redis: RedisServer
+) -> None:
+    client = client_for(sim, channels=["orders"])
+    with relay_for(client, mmws_redis.url, "t14"):
+        slow = source(mmws_redis.url, "t14", group="g", consumer="slow", start="0",
+                      claim_idle=0.3, maxsize=4, count=4)  # fmt: skip
+        sim.burst(30, event="INSERT")
+        first = slow.get(timeout=10)  # it reads ahead, then sits on what it holds
+        held = {slow.entry(first).id}
+        other = source(mmws_redis.url, "t14", group="g", consumer="other", claim_idle=0.3)
+        seen: dict[str, bool] = {}
+        deadline = time.monotonic() + 1.5  # five times claim_idle
+        while time.monotonic() < deadline:
+            try:
+                event = other.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            seen[other.entry(event).id] = other.entry(event).redelivered
+            other.ack(event)
+        assert not (held & set(seen)) and not any(seen.values())  # nothing claimed from slow
+        slow.close()  # now it has stopped: what it held goes to the other one
+        while not_all_seen(held, seen):
+            event = other.get(timeout=10)
+            seen[other.entry(event).id] = other.entry(event).redelivered
+            other.ack(event)
+        assert all(seen[entry_id] for entry_id in held)
+
+
+def not_all_seen(held: set[str], seen: dict[str, bool]) -> bool:
+    return not held <= set(seen)
