@@ -200,7 +200,7 @@ def decode_event(text: str | bytes) -> Any:
     build, comes back as an :class:`~mmws.UnknownMessage` holding the entry's JSON."""
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise RemoteProtocolError(f"relay entry: the event is not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise RemoteProtocolError("relay entry: the event is not a JSON object")
@@ -211,8 +211,8 @@ def decode_event(text: str | bytes) -> Any:
         known = {f.name for f in attrs.fields(cls)}
         try:
             return cls(**{k: _load(v) for k, v in fields.items() if k in known})
-        except (TypeError, ValueError):
-            pass  # fields of another version: kept as data below
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError):
+            pass  # fields of another version, or damaged: kept as data below
     return UnknownMessage(freeze(data))
 
 
@@ -320,6 +320,9 @@ class EntryDecoder:
             raise RemoteProtocolError(f"relay entry of unknown kind {kind!r}")
         except RemoteProtocolError as exc:
             return lifecycle.MalformedFrame(exc), envelope
+        except Exception as exc:  # anything else a damaged entry causes: the stream goes on
+            error = RemoteProtocolError(f"relay entry: {type(exc).__name__}: {exc}"[:300])
+            return lifecycle.MalformedFrame(error), envelope
 
     def _frame(self, frame: str | bytes, received_at: float) -> Any:
         protocol = self._protocol

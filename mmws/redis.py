@@ -59,7 +59,7 @@ from mmws._relaywire import (
     encode_snapshot,
 )
 from mmws._secret import Secret
-from mmws.errors import ConfigError, ConnectError, MmwsError
+from mmws.errors import ConfigError, ConnectError, MmwsError, RemoteProtocolError
 from mmws.lifecycle import Disconnected
 from mmws.mm.client import MMClient
 from mmws.mm.events import GapDetected, Resynced
@@ -148,6 +148,14 @@ def _id_key(entry_id: bytes | str) -> tuple[int, int]:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _saved_id(saved: Mapping[bytes, bytes]) -> tuple[int, int] | None:
+    """The stream id a saved snapshot covers; None when there is none, or it is damaged."""
+    try:
+        return _id_key(saved[b"id"]) if saved else None
+    except (KeyError, ValueError, UnicodeDecodeError):
+        return None
 
 
 def _redis_error(exc: BaseException, url: str) -> str:
@@ -728,10 +736,9 @@ class RedisSource:
             return "0"  # first this consumer's own pending entries, then new ones
         if self.state is not None:
             saved = r.hgetall(f"{self.stream}:state")
-            if saved:
-                self._load(saved)
-                run, number = _text(saved.get(b"run", b"")), saved.get(b"n")
-                if number is not None and run:  # reading starts after the snapshot's entry
+            if _saved_id(saved) is not None and self._load(saved):
+                run, number = _text(saved.get(b"run", b"")), _text(saved.get(b"n", b""))
+                if run and number.isdigit():  # reading starts after the snapshot's entry
                     self._numbering.run, self._numbering.number = run, int(number)
                 return _text(saved[b"id"])
             self._need_snapshot = True
@@ -914,14 +921,25 @@ class RedisSource:
             state.publish()
         if self._need_snapshot and (snapshot or kind is RelayLoss):
             saved = self._redis.hgetall(f"{self.stream}:state")
-            if saved and _id_key(saved[b"id"]) >= _id_key(entry_id):
+            at = _saved_id(saved)
+            if at is not None and at >= _id_key(entry_id):
                 self._load(saved)
 
-    def _load(self, saved: Mapping[bytes, bytes]) -> None:
+    def _load(self, saved: Mapping[bytes, bytes]) -> bool:
+        """Load a snapshot the relay wrote; False (logged, the state left unsynced until
+        the next one) when it is damaged."""
         assert self.state is not None
-        snapshot = decode_snapshot(saved[b"state"])
+        try:
+            snapshot = decode_snapshot(saved.get(b"state", b""))
+        except (RemoteProtocolError, RecursionError) as exc:
+            log.warning("source %s: the relay's state snapshot is damaged (%s); waiting "
+                        "for the next one", self.url, exc)  # fmt: skip
+            self.state.mark_unsynced()
+            self._need_snapshot = True
+            return False
         self.state.load(snapshot)
         self._need_snapshot = False
+        return True
 
 
 def _text(value: Any) -> str:

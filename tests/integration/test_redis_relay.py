@@ -700,3 +700,20 @@ def test_a_live_consumer_far_behind_keeps_its_entries_until_it_stops(
 
 def not_all_seen(held: set[str], seen: dict[str, bool]) -> bool:
     return not held <= set(seen)
+
+
+def test_a_damaged_snapshot_is_logged_and_the_reader_goes_on_from_the_start(
+    sim: Simulator, mmws_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    r = redis.Redis.from_url(mmws_redis.url)
+    r.hset("t15:state", mapping={"id": "1-0", "state": "{", "run": "x", "n": "y"})
+    src = source(mmws_redis.url, "t15", state=True)  # no usable snapshot: reads from 0
+    assert src.state is not None and not src.state.synced
+    assert "state snapshot is damaged" in caplog.text
+    r.close()
+    client = client_for(sim, channels=["orders"], state=True)
+    with relay_for(client, mmws_redis.url, "t15"):
+        sim.burst(5, event="INSERT")
+        take(src, 5, kind=mmws.OrderEvent)
+        # the relay's own snapshot (with its first entry) replaced the damaged one
+        assert same_state(src.state.snapshot(), client.state.snapshot())

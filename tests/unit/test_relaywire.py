@@ -277,3 +277,19 @@ def test_numbering_finds_every_lost_and_every_repeated_entry(case: Any) -> None:
     found = [numbering.check(run, number) for run, number in seen]
     assert found.count(None) == repeats
     assert sum(n for n in found if n) == missing
+
+
+def test_a_damaged_entry_never_stops_the_stream() -> None:
+    damaged = [
+        {"type": "GapDetected", "fields": {"channel": "o", "key": 1, "got": {"$o": ["Order", {}]}}},
+        {"type": "Closed", "fields": {"error": {"$x": ["ConnectionClosed", "x", {"code": []}]}}},
+        {"type": "Resynced", "fields": {"reason": {"$d": "not a date"}}},
+    ]
+    for body in damaged:
+        event, _ = EntryDecoder().decode({"v": FORMAT, "k": "event", "e": json.dumps(body)})
+        assert isinstance(event, UnknownMessage | MalformedFrame | mmws.Closed), event
+    deep = "[" * 100_000 + "]" * 100_000
+    event, _ = EntryDecoder().decode({"v": FORMAT, "k": "event", "e": deep})
+    assert isinstance(event, MalformedFrame)
+    event, _ = EntryDecoder().decode({"v": FORMAT, "k": "frame", "f": deep})
+    assert isinstance(event, MalformedFrame)
