@@ -409,15 +409,19 @@ def _cmd_replay(args: argparse.Namespace, out: _Out) -> None:
     out.summary(None, f", replayed from {args.file}")
 
 
+def _key_and_url(stack: ExitStack, args: argparse.Namespace, out: _Out) -> tuple[str, str]:
+    """``--url`` and the key from the environment, or a simulator started in ``stack``."""
+    if args.url is None:
+        sim = stack.enter_context(_simulator(args, out))
+        return sim.api_key, sim.mm_url
+    return _api_key(args, out), args.url
+
+
 def _cmd_watch(args: argparse.Namespace, out: _Out) -> None:
     from mmws.watch import watch
 
     with ExitStack() as stack:
-        if args.url is None:
-            sim = stack.enter_context(_simulator(args, out))
-            key, url = sim.api_key, sim.mm_url
-        else:
-            key, url = _api_key(args, out), args.url
+        key, url = _key_and_url(stack, args, out)
         client = MMClient(key, channels=args.channels, url=url, state=True)
         _connect(stack, client)
         view = watch(client, out=out.stdout, duration=args.duration, every=args.every)
@@ -434,11 +438,7 @@ def _cmd_relay(args: argparse.Namespace, out: _Out) -> None:
             f"'.[redis]') ({exc})"
         ) from None
     with ExitStack() as stack:
-        if args.url is None:
-            sim = stack.enter_context(_simulator(args, out))
-            key, url = sim.api_key, sim.mm_url
-        else:
-            key, url = _api_key(args, out), args.url
+        key, url = _key_and_url(stack, args, out)
         client = MMClient(
             key, channels=args.channels, url=url, state=args.state, lines=args.lines
         )

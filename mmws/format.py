@@ -432,25 +432,35 @@ def _oneline(text: str) -> str:
     return text.translate(_CONTROLS)
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: Any, full: bool = False) -> Any:
+    """``value`` as JSON data: models and events as dicts, enums as their values, datetimes
+    as ISO strings, exceptions as their message, frozen maps as dicts. ``full`` keeps every
+    field (``None`` and ``received_at`` included, for stable keys); else the JSON lines'
+    short form. The raw ``frame`` is never included."""
     if attrs.has(type(value)):
         out: dict[str, Any] = {}
         for field in attrs.fields(type(value)):
-            if field.name in ("received_at", "frame") or (field.name == "raw" and not field.repr):
+            name = field.name
+            if name == "frame":
                 continue
-            item = getattr(value, field.name)
-            if item is None or (field.name == "extra" and not item):
+            item = getattr(value, name)
+            if not full and (
+                name == "received_at"
+                or (name == "raw" and not field.repr)
+                or item is None
+                or (name == "extra" and not item)
+            ):
                 continue
-            out[field.name] = _jsonable(item)
+            out[name] = _jsonable(item, full)
         return out
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, full) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, full) for v in value]
     if isinstance(value, BaseException):
         return str(value)
     if isinstance(value, float) and not math.isfinite(value):
@@ -487,27 +497,6 @@ def event_to_json(event: Any, at: float | None = None) -> str:
 # -- for people and for pandas: str(), the pretty block, to_dict, to_records ---------------
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as plain JSON data: models and events as dicts, enums as their values,
-    datetimes as ISO strings, exceptions as their message, frozen maps as dicts."""
-    if attrs.has(type(value)):
-        return {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))
-                if f.name != "frame"}  # fmt: skip
-    if isinstance(value, Enum):
-        return _plain(value.value)
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, BaseException):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)  # "nan", "inf": JSON has no literal for them
-    return value
-
-
 def to_dict(event: Any) -> dict[str, Any]:
     """One event as a plain, JSON-safe dict: ``type`` (the class name), ``channel`` for
     data events, then every field by its snake_case name (``None`` included, so each type
@@ -524,14 +513,14 @@ def to_dict(event: Any) -> dict[str, Any]:
     channel = getattr(event, "channel", None)
     if isinstance(channel, str):
         out["channel"] = channel
-    body = _plain(event)
+    body = _jsonable(event, full=True)
     out.update(body)
     return out
 
 
 def _cell(value: Any) -> Any:
     """A value for one column: scalars as they are, anything nested as JSON text."""
-    plain = _plain(value)
+    plain = _jsonable(value, full=True)
     if isinstance(plain, dict | list):
         return json.dumps(plain, ensure_ascii=False, sort_keys=True) if plain else None
     return plain
@@ -541,7 +530,7 @@ def _record(event: Any) -> dict[str, Any]:
     row: dict[str, Any] = {"type": type(event).__name__}
     if isinstance(event, Broadcast):
         row["channel"] = event.channel
-        row["event"] = _plain(event.event)
+        row["event"] = _jsonable(event.event, full=True)
         row["received_at"] = event.received_at
         payload = event.payload
         names = [f.name for f in attrs.fields(type(payload))]
