@@ -1,6 +1,7 @@
 """The machinery both clients share: connect, reader and keepalive threads, reconnect loop,
-delivery, health and close. ``MMClient`` and ``FeedClient`` only add their protocol core,
-their handshake and their delivery policy.
+delivery, health and close. The engines of ``MMClient`` and ``FeedClient`` only add their
+protocol core, their handshake and their delivery policy; what the user holds is a handle
+on the engine (:mod:`mmws._handle`), so that a client nobody refers to can be collected.
 
 Threads (all daemon, all named, all belonging to one client and joined by ``close()``):
 
@@ -29,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from mmws._backoff import Backoff, Decision, classify
@@ -86,13 +87,15 @@ def _coalesce_key(event: Any) -> Hashable:
 
 
 class StreamClient(Commands, Generic[E]):
-    """Base of :class:`mmws.MMClient` and :class:`mmws.FeedClient`. Not for direct use.
+    """The engine of a client: session, queue, threads. Its threads hold it; the user holds
+    its handle (:mod:`mmws._handle`), and nothing here refers back to that handle.
 
     ``E`` is the union of every event the client can deliver (``mmws.MMStreamEvent`` or
-    ``mmws.FeedStreamEvent``): ``get()``, iteration and ``on_event`` are typed with it."""
+    ``mmws.FeedStreamEvent``)."""
 
     _lanes: Mapping[type, Lane] = MappingProxyType({})
     _protocol_name = "mm"
+    _shown_as = "StreamClient"  # the public class, in reprs and log lines
 
     def __init__(
         self,
@@ -134,7 +137,7 @@ class StreamClient(Commands, Generic[E]):
         if not options.verify_tls:
             log.warning(
                 "%s created with verify_tls=False: TLS certificates will NOT be checked",
-                type(self).__name__,
+                self._shown_as,
             )
         self._deliver_keepalive = options.deliver_keepalive
         self._on_event = on_event
@@ -160,6 +163,7 @@ class StreamClient(Commands, Generic[E]):
         # a hot-standby line): runs on the reader thread under the lock, sees every decoded
         # event, returns what to deliver.
         self._event_filter: Callable[[Session, list[Any]], list[Any]] | None = None
+        self._pinned_handle: object = None  # while an on_event client runs (mmws._handle)
         self._thread_suffix = ""  # "-1": the threads of line 1 of a hot-standby client
         self._stagger = 0.0  # added to each reconnect delay: lines never reconnect together
         self._owns_recorder = record is not None and not isinstance(record, Recorder)
@@ -171,20 +175,10 @@ class StreamClient(Commands, Generic[E]):
         if self._recorder is not None:
             self._recorder.add_secrets(*self._secrets.reveal())
 
-    # -- public API -------------------------------------------------------------------------
+    # -- what the handle (MMClient, FeedClient) calls ------------------------------------
 
     def connect(self: C) -> C:
-        """Open the connection and block until the server confirms the subscription.
-
-        Raises ``ConfigError`` before any network use for bad settings,
-        ``AuthenticationError`` for rejected credentials (never retried),
-        ``ConnectionLimitError``, and ``ConnectError`` when the host cannot be reached or the
-        handshake fails (``ConnectTimeout`` when ``connect_timeout`` ran out). Calling it on a
-        connected client does nothing; on a closed client it raises ``ClientClosed``.
-
-        Returns:
-            The client itself, so ``client = MMClient(key).connect()`` works.
-        """
+        """See :meth:`mmws.MMClient.connect`: open, subscribe, start the threads."""
         with self._lock:
             if self._closing:
                 raise ClientClosed("this client was closed; create a new one")
@@ -213,43 +207,8 @@ class StreamClient(Commands, Generic[E]):
             self._start_thread("dispatch", self._run_dispatch)
         return self
 
-    @property
-    def queue(self) -> EventQueue:
-        """The client's event queue, for its ``get``, ``get_nowait``, ``qsize`` and ``empty``
-        (``qsize()`` is what ``health().queue_depth`` reports)."""
-        return self._queue
-
-    def get(self, timeout: float | None = None) -> E:
-        """The next event, waiting up to ``timeout`` seconds (forever if ``None``).
-
-        Raises ``queue.Empty`` on timeout, like ``queue.Queue``. Once the client is closed
-        and every event was taken, raises the fatal error that closed it, or
-        ``ClientClosed``.
-
-        Args:
-            timeout: Seconds to wait for an event; ``None`` (the default) waits forever.
-
-        Returns:
-            mmws.MMStreamEvent | mmws.FeedStreamEvent: The next event: an ``MMStreamEvent``
-            from an ``MMClient``, a ``FeedStreamEvent`` from a ``FeedClient``.
-        """
-        return self._queue.get(True, timeout)  # type: ignore[no-any-return]
-
-    def get_nowait(self) -> E:
-        """The next event if one is queued, else ``queue.Empty`` at once.
-
-        Returns:
-            mmws.MMStreamEvent | mmws.FeedStreamEvent: The next event, as :meth:`get`.
-        """
-        return self._queue.get(False)  # type: ignore[no-any-return]
-
-    def __iter__(self) -> Iterator[E]:
-        """Every event, blocking; ends after the final ``Closed`` event.
-
-        Returns:
-            Iterator[mmws.MMStreamEvent | mmws.FeedStreamEvent]: The events, in order, as
-            :meth:`get` returns them.
-        """
+    def events(self) -> Iterator[E]:
+        """Every event, blocking; ends after the final ``Closed`` event."""
         while True:
             try:
                 event = self._queue.get(True, None)
@@ -259,12 +218,13 @@ class StreamClient(Commands, Generic[E]):
             if type(event) is Closed:
                 return
 
-    def health(self) -> Health:
-        """A snapshot of the connection: state, times, counters, queue depth, last error.
+    @property
+    def is_open(self) -> bool:
+        """Connected (or connecting, or reconnecting) and not closed."""
+        return bool(self._threads) and not self._closing
 
-        Returns:
-            A :class:`~mmws.Health`, safe to log (no secret is in it).
-        """
+    def health(self) -> Health:
+        """A snapshot of the connection (no secret is in it)."""
         with self._lock:
             return Health(
                 state=self._state.value,
@@ -283,15 +243,7 @@ class StreamClient(Commands, Generic[E]):
             )
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop: unsubscribe (best effort), close the socket and join every thread.
-
-        Idempotent. Returns within ``timeout`` seconds even when the server is stalled.
-        Events already queued stay readable; then ``get()`` raises ``ClientClosed``.
-
-        Args:
-            timeout: Seconds to wait, at most, for the goodbye, the socket and the threads
-                (default 5).
-        """
+        """See :meth:`mmws.MMClient.close`: idempotent, bounded by ``timeout``."""
         deadline = time.monotonic() + max(0.0, timeout)
         with self._lock:
             first = not self._closing
@@ -331,17 +283,6 @@ class StreamClient(Commands, Generic[E]):
             if thread is not current:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
-    def __enter__(self: C) -> C:
-        return self.connect()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         # Never raises, even on a half-made client: a traceback rendered with its locals
         # (an error tracker) calls it on a client whose __init__ refused an argument.
@@ -349,9 +290,12 @@ class StreamClient(Commands, Generic[E]):
         source = getattr(self, "_source", None)
         url = source.url if isinstance(source, UrlSource) else ""
         shown = secrets.redact(url) if secrets is not None else "?"
+        return f"<{self._shown_as} url={shown!r} state={self._shown_state()}>"
+
+    def _shown_state(self) -> str:
+        """The state a repr shows (never raises)."""
         state = getattr(self, "_state", None)
-        shown_state = state.value if isinstance(state, ClientState) else "new"
-        return f"<{type(self).__name__} url={shown!r} state={shown_state}>"
+        return state.value if isinstance(state, ClientState) else "new"
 
     def _enter(self, state: ClientState) -> None:
         """(lock held) Move to ``state``, through the transition table only."""
@@ -505,6 +449,7 @@ class StreamClient(Commands, Generic[E]):
             if self._finished:
                 return
             self._finished = True
+            self._pinned_handle = None  # closed: the handle may go (mmws._handle)
             self._closing = True
             self._enter(ClientState.CLOSED)
             if error is not None:
@@ -517,7 +462,7 @@ class StreamClient(Commands, Generic[E]):
         self._queue.put_control(Closed(error))
         self._queue.close(error)
         if error is not None:
-            log.error("%s closed by a fatal error: %s", type(self).__name__, error)
+            log.error("%s closed by a fatal error: %s", self._shown_as, error)
 
     # -- private: the reader thread ---------------------------------------------------------
 
@@ -725,7 +670,7 @@ class StreamClient(Commands, Generic[E]):
     def _run_dispatch(self) -> None:
         callback = self._on_event
         assert callback is not None
-        for event in self:
+        for event in self.events():
             try:
                 callback(event)
             except Exception:

@@ -44,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any, NoReturn, TextIO
 
-from mmws._client import StreamClient
+from mmws._handle import ClientHandle
 from mmws._secret import redact
 from mmws._version import __version__
 from mmws.errors import (
@@ -63,7 +63,8 @@ from mmws.lifecycle import (
     Closed,
     Connected,
 )
-from mmws.mm.client import DEFAULT_URL, MMClient
+from mmws.mm._engine import DEFAULT_URL
+from mmws.mm.client import MMClient
 from mmws.mm.events import (
     Broadcast,
 )
@@ -176,7 +177,7 @@ def _isatty(stream: TextIO) -> bool:
 _DONE = object()
 
 
-def _forward(client: StreamClient[Any], merged: queue.Queue[Any]) -> None:
+def _forward(client: ClientHandle[Any], merged: queue.Queue[Any]) -> None:
     """Move one client's events into the shared queue, in order, then say it is done.
 
     The shared queue is bounded, so a slow terminal still pushes back on the client's own
@@ -188,7 +189,7 @@ def _forward(client: StreamClient[Any], merged: queue.Queue[Any]) -> None:
         merged.put(_DONE)
 
 
-def _stream(clients: Sequence[StreamClient[Any]], out: _Out, duration: float | None) -> None:
+def _stream(clients: Sequence[ClientHandle[Any]], out: _Out, duration: float | None) -> None:
     """Print the clients' events until the duration ends, Ctrl-C, or a client closes; then
     close them all and print what they had already received. Raises ``_Failure`` if a
     client was closed by a fatal error."""
@@ -246,7 +247,7 @@ def _stream(clients: Sequence[StreamClient[Any]], out: _Out, duration: float | N
         raise _Failure(_describe(fatal[0]))
 
 
-def _reconnects(clients: Sequence[StreamClient[Any]]) -> int:
+def _reconnects(clients: Sequence[ClientHandle[Any]]) -> int:
     return sum(client.health().reconnects for client in clients)
 
 
@@ -276,7 +277,7 @@ def _simulator(args: argparse.Namespace, out: _Out) -> Iterator[Any]:
         yield sim
 
 
-def _connect(stack: ExitStack, client: StreamClient[Any]) -> StreamClient[Any]:
+def _connect(stack: ExitStack, client: ClientHandle[Any]) -> ClientHandle[Any]:
     stack.callback(client.close)
     client.connect()
     return client
@@ -304,7 +305,7 @@ def _cmd_demo(args: argparse.Namespace, out: _Out) -> None:
     with ExitStack() as stack:
         sim = stack.enter_context(_simulator(args, out))
         mm = MMClient(sim.api_key, url=sim.mm_url, connect_timeout=5.0, state=args.state)
-        clients: list[StreamClient[Any]] = [_connect(stack, mm)]
+        clients: list[ClientHandle[Any]] = [_connect(stack, mm)]
         if args.feed:
             feed = FeedClient(
                 url=sim.feed_url,

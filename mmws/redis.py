@@ -219,7 +219,7 @@ class RedisRelay:
     ) -> None:
         if not isinstance(client, MMClient):
             raise ConfigError(f"RedisRelay relays an MMClient, got {type(client).__name__}")
-        if client._on_event is not None:
+        if client._engine._on_event is not None:
             raise ConfigError(
                 "this client delivers to on_event: the relay must be its only consumer"
             )

@@ -1,7 +1,7 @@
 """Hot standby: ``MMClient(lines=2)`` keeps several live connections ("lines") and merges
 them into one stream (see :mod:`mmws.mm._arbiter` for the arbitration).
 
-Each line is an ordinary single-connection ``MMClient`` with its own reader, keepalive and
+Each line is an ordinary single-connection client engine with its own reader, keepalive and
 writer threads (named ``mmws-reader-0``, ``mmws-reader-1`` ...), its own backoff and its own
 reconnects. They share the outer client's queue through :class:`_LineQueue`: each batch a
 line's reader delivers goes through :meth:`LineGroup.deliver`, which, under a delivery lock
@@ -53,8 +53,8 @@ from mmws.mm.events import (
 from mmws.mm.state import entity_of
 
 if TYPE_CHECKING:
+    from mmws.mm._engine import MMEngine
     from mmws.mm._resync import StateKeeper
-    from mmws.mm.client import MMClient
 
 __all__ = ["LineGroup"]
 
@@ -107,8 +107,8 @@ class LineGroup:
 
     def __init__(
         self,
-        outer: MMClient,
-        lines: Sequence[MMClient],
+        outer: MMEngine,
+        lines: Sequence[MMEngine],
         keeper: StateKeeper | None,
         *,
         line_events: bool,
@@ -161,7 +161,7 @@ class LineGroup:
             self._connectors.append(thread)
             thread.start()
 
-    def _connect_line(self, line: MMClient) -> None:
+    def _connect_line(self, line: MMEngine) -> None:
         while not self._outer._stop.is_set():
             try:
                 line.connect()
@@ -402,7 +402,7 @@ class LineGroup:
     def _live(self) -> list[int]:
         return [index for index, up in enumerate(self._up) if up]
 
-    def live_line(self) -> MMClient:
+    def live_line(self) -> MMEngine:
         with self._lock:
             live = [index for index, up in enumerate(self._up) if up]
         if not live:

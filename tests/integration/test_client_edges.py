@@ -111,7 +111,7 @@ def test_close_during_the_backoff_wait_is_prompt(sim: Simulator) -> None:
     sim.drop_connections()
     collect_until(client, of_type(mmws.Reconnecting))
     client.close(timeout=2)
-    assert not any(t.is_alive() for t in client._threads)
+    assert not any(t.is_alive() for t in client._engine._threads)
     events = list(client)
     assert isinstance(events[-1], mmws.Closed)
 

@@ -16,7 +16,7 @@ import attrs
 import pytest
 
 import mmws
-from mmws._client import StreamClient
+from mmws._handle import ClientHandle
 from mmws.sim import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def close_everything(namespace: dict[str, Any]) -> None:
             if isinstance(value, kind):
                 value.close()
     for value in values:
-        if isinstance(value, StreamClient):
+        if isinstance(value, ClientHandle):
             value.close()
     for value in values:
         if isinstance(value, RedisServer):

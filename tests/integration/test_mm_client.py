@@ -388,7 +388,7 @@ def test_close_is_prompt_with_a_stalled_server(client: mmws.MMClient, sim: Simul
     started = time.monotonic()
     client.close(timeout=1.0)
     assert time.monotonic() - started < 2.5  # the contract: close() returns within timeout
-    assert not any(t.name.startswith("mmws-") and t.is_alive() for t in client._threads)
+    assert not any(t.name.startswith("mmws-") and t.is_alive() for t in client._engine._threads)
     sim.resume()
 
 

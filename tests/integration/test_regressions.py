@@ -78,7 +78,7 @@ def test_close_during_a_reconnect_attempt_joins_every_thread() -> None:
         sim.drop_connections()
         assert sim.wait_for(lambda: sim.stats.connections_opened > opened, 5)
         client.close(timeout=2.0)
-        alive = [t.name for t in client._threads if t.is_alive()]
+        alive = [t.name for t in client._engine._threads if t.is_alive()]
         sim.resume()
         assert alive == []
 
@@ -94,7 +94,7 @@ def test_nothing_is_queued_after_closed() -> None:
         sim.revoke_key(KEY)
         client.close(timeout=0.3)
         sim.resume()  # the held subscribe would now be refused
-        for thread in client._threads:
+        for thread in client._engine._threads:
             thread.join(5)  # whatever the reader still does, it has done it now
         events = list(client)
         assert isinstance(events[-1], mmws.Closed) and events[-1].error is None

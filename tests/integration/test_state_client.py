@@ -122,12 +122,12 @@ def test_the_rest_url_comes_from_the_websocket_url(sim: Simulator) -> None:
     sim.step(50)
     with MMClient(sim.api_key, url=sim.mm_url, state=True, **FAST) as client:
         assert equal(client.state.snapshot(), sim.truth())
-    assert mmws.mm.client.derive_rest_url("wss://mmapi.55-tech.com/ws/subscribe") == (
+    assert mmws.mm._engine.derive_rest_url("wss://mmapi.55-tech.com/ws/subscribe") == (
         "https://mmapi.55-tech.com"
     )
-    assert mmws.mm.client.derive_rest_url("ws://u:p@127.0.0.1:81/x?y=1") == "http://127.0.0.1:81"
+    assert mmws.mm._engine.derive_rest_url("ws://u:p@127.0.0.1:81/x?y=1") == "http://127.0.0.1:81"
     with pytest.raises(mmws.ConfigError, match="rest_url"):
-        mmws.mm.client.derive_rest_url("tcp://127.0.0.1:1")
+        mmws.mm._engine.derive_rest_url("tcp://127.0.0.1:1")
 
 
 def test_live_broadcasts_keep_the_state_equal_to_the_truth(sim: Simulator) -> None:
