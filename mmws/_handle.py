@@ -63,7 +63,7 @@ def _collected(engine: StreamClient[Any], name: str) -> None:
         f"unclosed {shown}: garbage-collected while open, now closed. Close it with close() or "
         "'with', or keep a reference to it while it runs",
         ResourceWarning,
-        stacklevel=2,
+        stacklevel=3,  # past weakref.finalize: the line that let go of the client, mostly
     )
 
 

@@ -47,6 +47,8 @@ def test_a_cell_run_again_closes_the_first_client_with_a_resource_warning() -> N
         try:
             texts = _resource_warnings(list(caught))
             assert len(texts) == 1
+            (where,) = [w.filename for w in caught if w.category is ResourceWarning]
+            assert where == __file__  # the line that let go of the first client
             assert texts[0].startswith("unclosed <MMClient url=") and "close()" in texts[0]
             assert sim.api_key not in texts[0]
             assert _all_ended(first_threads)  # the first client's threads, joined
