@@ -645,10 +645,10 @@ def test_a_misspelt_command_as_a_subprocess(env: dict[str, str]) -> None:
 
 def _option_defaults() -> Iterator[tuple[str, str, Any, str]]:
     """(command, option, default, help) of every option that takes a value."""
-    from mmws.cli import _parser
+    from mmws._cliargs import build_parser as mmws_parser
     from mmws.sim.__main__ import build_parser
 
-    parsers: dict[str, Any] = {**_parser().commands, "sim": build_parser("mmws sim")}
+    parsers: dict[str, Any] = {**mmws_parser().commands, "sim": build_parser("mmws sim")}
     for command, parser in parsers.items():
         for action in parser._actions:
             if action.option_strings and action.nargs != 0:
