@@ -218,6 +218,12 @@ class StreamClient(Commands, Generic[E]):
             if type(event) is Closed:
                 return
 
+    def pin(self, handle: object) -> None:
+        """Keep ``handle`` until closed (see :mod:`mmws._handle`); not once closed."""
+        with self._lock:
+            if not self._closing:
+                self._pinned_handle = handle
+
     @property
     def is_open(self) -> bool:
         """Connected (or connecting, or reconnecting) and not closed."""

@@ -10,9 +10,9 @@ the engine, on a thread of its own: a finalizer can run on any thread, one of th
 own threads holding its lock included, and ``close()`` takes that lock and joins threads.
 
 Two things keep a handle: an iterator over it (``for event in MMClient(key).connect():``
-holds nothing else), and an ``on_event`` callback, whose engine refers to its handle until
-it is closed. Such a client is in use, though no name may refer to it; closing it would
-stop a consumer without a word.
+holds nothing else), and an ``on_event`` callback, whose engine refers to its handle from
+``connect()`` until it is closed. Such a client is in use, though no name may refer to it;
+closing it would stop a consumer without a word.
 
 At interpreter exit the finalizers do not run (``atexit=False``): the threads are daemons,
 and the process is ending anyway.
@@ -82,11 +82,6 @@ class ClientHandle(Generic[E]):
         garbage-collected while it still runs."""
         self._engine = engine
         self._queue = engine._queue  # get() without a hop through the engine
-        if engine._on_event is not None:
-            # Its events go to the callback: in use, though nothing may refer to it. The
-            # engine keeps its handle until it is closed, so it is never closed under a
-            # live callback (a stream that would silently go quiet).
-            engine._pinned_handle = self
         finalizer = weakref.finalize(self, _collected, engine, type(self).__name__)
         finalizer.atexit = False
 
@@ -97,7 +92,15 @@ class ClientHandle(Generic[E]):
             The client itself.
         """
         self._engine.connect()
+        self._pin()
         return self
+
+    def _pin(self) -> None:
+        """After a connect: a client with ``on_event`` delivers to its callback, so it is in
+        use though nothing may refer to it. Its engine keeps this handle until it is closed:
+        never closed under a live callback (a stream that would silently go quiet)."""
+        if self._engine._on_event is not None:
+            self._engine.pin(self)
 
     @property
     def queue(self) -> EventQueue:

@@ -145,6 +145,7 @@ class FeedClient(ClientHandle[FeedStreamEvent]):
             The client itself, so ``feed = FeedClient(url=...).connect()`` works.
         """
         self._feed.connect()
+        self._pin()
         return self
 
     def subscribe(self, channel: str, scope: str, timeout: float | None = None) -> None:

@@ -257,6 +257,7 @@ class MMClient(ClientHandle[MMStreamEvent]):
                 else "no other MMClient of this process holds one: they are elsewhere"
             )
             raise ConnectionLimitError(f"{exc.message} ({where})", exc.code) from None
+        self._pin()
         return self
 
     @property

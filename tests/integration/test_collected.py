@@ -119,8 +119,14 @@ def test_a_closed_or_never_connected_client_is_collected_quietly() -> None:
         refused = mmws.MMClient("not-a-key", url=sim.mm_url, **FAST)  # type: ignore[arg-type]
         with pytest.raises(mmws.ConfigError):
             refused.connect()
-        del closed, never, refused
+        callback = mmws.MMClient(sim.api_key, url=sim.mm_url, on_event=print)  # never connected
+        failed = mmws.MMClient("not-a-key", url=sim.mm_url, on_event=print)
+        with pytest.raises(mmws.ConfigError):
+            failed.connect()
+        gone = [weakref.ref(c) for c in (closed, never, refused, callback, failed)]
+        del closed, never, refused, callback, failed
         gc.collect()
+        assert [ref() for ref in gone] == [None] * 5  # nothing keeps them: no leak
         assert _resource_warnings(caught) == []
         assert not [t for t in threading.enumerate() if t.name == "mmws-close"]
 
