@@ -51,7 +51,8 @@ def _collected(engine: StreamClient[Any], name: str) -> None:
         threading.Thread(
             target=engine.close, name="mmws-close", daemon=True
         ).start()  # fmt: skip
-    except RuntimeError:  # no new thread at interpreter shutdown; the daemons end anyway
+    except RuntimeError:  # pragma: no cover - no new thread at interpreter shutdown
+        # The process is ending; the engine's daemon threads end with it.
         return
     log.warning(
         "an open %s was garbage-collected: closing it (%s). Close clients with close() or "

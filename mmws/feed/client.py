@@ -144,9 +144,7 @@ class FeedClient(ClientHandle[FeedStreamEvent]):
         Returns:
             The client itself, so ``feed = FeedClient(url=...).connect()`` works.
         """
-        self._feed.connect()
-        self._pin()
-        return self
+        return super().connect()
 
     def subscribe(self, channel: str, scope: str, timeout: float | None = None) -> None:
         """Subscribe and block until the server acknowledges (``timeout`` defaults to
