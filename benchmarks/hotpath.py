@@ -58,6 +58,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 
 import websocket
@@ -88,8 +89,10 @@ def _drain(client: mmws.MMClient) -> None:
 
 
 def _mm_client(blaster: Blaster) -> mmws.MMClient:
-    client = mmws.MMClient(KEY, channels=CHANNELS, url=blaster.url, ping_interval=None,
-                           maxsize=100_000)
+    with warnings.catch_warnings():  # five clients of one key on purpose (the scaling run)
+        warnings.simplefilter("ignore", mmws.DuplicateClientWarning)
+        client = mmws.MMClient(KEY, channels=CHANNELS, url=blaster.url, ping_interval=None,
+                               maxsize=100_000)
     client.connect()
     return client
 
