@@ -5,6 +5,9 @@ in a function that returned) is closed when it is garbage-collected, with a
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
+import textwrap
 import threading
 import warnings
 import weakref
@@ -174,3 +177,33 @@ def test_a_loop_over_a_client_it_made_keeps_it() -> None:
         assert len(_resource_warnings(caught)) == 1  # the loop ended: nothing keeps it now
         assert mmws.MMClient.open_clients() == []
         assert _all_ended({t for t in threading.enumerate() if t.name.startswith("mmws-reader")})
+
+
+def test_a_client_collected_inside_threadings_own_lock_does_not_deadlock() -> None:
+    """A collection can run anywhere, even while ``threading`` holds the lock that
+    ``Thread.start()`` takes (inside ``threading.enumerate()``). The finalizer starts the
+    closing thread there: it must return, and the client must close. In a child process,
+    so that a deadlock fails the test instead of hanging the suite."""
+    code = textwrap.dedent(
+        """
+        import gc, threading, warnings
+        import mmws
+        from mmws.sim import Simulator
+
+        warnings.simplefilter("ignore", ResourceWarning)
+        with Simulator(rate=0) as sim:
+            client = mmws.MMClient(sim.api_key, url=sim.mm_url, ping_interval=None).connect()
+            engine = client._engine
+            with threading._active_limbo_lock:  # as inside threading.enumerate()
+                del client  # the finalizer runs here, under that lock
+                gc.collect()
+            gone = sim.wait_for(lambda: not sim.active_connections, timeout=10)
+            for thread in threading.enumerate():
+                if thread.name.startswith("mmws-") and not thread.name.startswith("mmws-sim"):
+                    thread.join(5)
+            print(gone, engine.health().state)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "closed"]
