@@ -54,8 +54,8 @@ log = logging.getLogger("mmws.client")
 
 
 class MMEngine(StreamClient[MMStreamEvent]):
-    """The engine of an :class:`mmws.MMClient` (or of one line of it). It takes the same
-    arguments; ``_line=True`` marks a line of a hot-standby client."""
+    """The engine of an :class:`mmws.MMClient`, or of one line of a hot-standby client; it
+    takes the same arguments."""
 
     _lanes: Mapping[type, Lane] = MappingProxyType(
         {
@@ -103,7 +103,6 @@ class MMEngine(StreamClient[MMStreamEvent]):
         line_events: bool = False,
         line_window: float = 10.0,
         line_hold: float = 0.25,
-        _line: bool = False,
     ) -> None:
         # Rebound at once: only the redacting type stays in this frame's locals, so a
         # ConfigError raised below shows no key in a traceback rendered with its locals.
@@ -167,7 +166,7 @@ class MMEngine(StreamClient[MMStreamEvent]):
             stagger = float(backoff_base) / count
             members = []
             for index in range(count):
-                member = MMEngine(api_key, channels, url, _line=True, **line_options)
+                member = MMEngine(api_key, channels, url, **line_options)
                 member._stagger = index * stagger
                 members.append(member)
             self._event_filter = None  # the lines decode; the group applies the state
