@@ -71,7 +71,10 @@ def sim_key() -> str:
     return "6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
 
 
-def broadcasts(client: MMClient, count: int, timeout: float = 10.0) -> list[Any]:
+def broadcasts(
+    client: MMClient, count: int, timeout: float = 10.0, others: list[Any] | None = None
+) -> list[Any]:
+    """The next ``count`` broadcasts; the other events go to ``others`` if given."""
     out: list[Any] = []
     deadline = time.monotonic() + timeout
     while len(out) < count:
@@ -83,6 +86,8 @@ def broadcasts(client: MMClient, count: int, timeout: float = 10.0) -> list[Any]
             continue
         if isinstance(event, mmws.Broadcast):
             out.append(event)
+        elif others is not None:
+            others.append(event)
     return out
 
 
