@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from clientutil import collect_until, of_type
+from clientutil import collect_until, of_type, wait_until
 
 import mmws
 from mmws.sim import Simulator
@@ -152,7 +152,7 @@ def test_a_client_with_a_callback_runs_on_with_no_reference_until_closed() -> No
         gc.collect()
         assert handles[0]() is not None and engine.is_open
         sim.publish("orders", "INSERT", {"orderId": 1}, require=True)
-        assert sim.wait_for(lambda: any(isinstance(e, mmws.OrderEvent) for e in seen), 5)
+        wait_until(lambda: any(isinstance(e, mmws.OrderEvent) for e in seen), 5)
         engine.close()
         gc.collect()
         assert handles[0]() is None  # closed: nothing keeps the handle any more
