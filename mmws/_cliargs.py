@@ -141,12 +141,17 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"mmws {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    output = Parser(add_help=False)
+    verbose = Parser(add_help=False)
+    verbose.add_argument(
+        "-v", "--verbose", action="store_true", help="also log what the client does to stderr"
+    )
+    output = Parser(add_help=False, parents=[verbose])
     output.add_argument(
         "--jsonl", action="store_true", help="print JSON lines instead of readable lines"
     )
-    output.add_argument(
-        "-v", "--verbose", action="store_true", help="also log what the client does to stderr"
+    live_or_simulated = Parser(add_help=False)  # a server, else the bundled simulator
+    live_or_simulated.add_argument(
+        "--url", help="the server's WebSocket URL (default: an in-process simulator)"
     )
     running = Parser(add_help=False)
     running.add_argument(
@@ -227,7 +232,7 @@ def build_parser() -> Parser:
 
     record = commands.add_parser(
         "record",
-        parents=[output, running, server, simulated],
+        parents=[output, running, server, simulated, live_or_simulated],
         formatter_class=fmt,
         help="print a stream and record it to FILE",
         description=wrap(
@@ -240,9 +245,6 @@ def build_parser() -> Parser:
         f"  {KEY_ENV}=... mmws record live.jsonl.gz --url {DEFAULT_URL}",
     )
     record.add_argument("file", metavar="FILE", help="where to write the recording")
-    record.add_argument(
-        "--url", help="the server's WebSocket URL (default: an in-process simulator)"
-    )
 
     replay_cmd = commands.add_parser(
         "replay",
@@ -265,7 +267,7 @@ def build_parser() -> Parser:
 
     relay = commands.add_parser(
         "relay",
-        parents=[running, server, simulated],
+        parents=[running, server, simulated, live_or_simulated, verbose],
         formatter_class=fmt,
         help="publish an MM stream into a Redis stream for other processes",
         description=wrap(
@@ -296,16 +298,10 @@ def build_parser() -> Parser:
         "--lines", type=count, default=1, metavar="N",
         help="hot standby: N connections merged into one stream (default: 1)",
     )  # fmt: skip
-    relay.add_argument(
-        "--url", help="the server's WebSocket URL (default: an in-process simulator)"
-    )
-    relay.add_argument(
-        "-v", "--verbose", action="store_true", help="also log what the client does to stderr"
-    )
 
     watch_cmd = commands.add_parser(
         "watch",
-        parents=[running, server, simulated],
+        parents=[running, server, simulated, live_or_simulated, verbose],
         formatter_class=fmt,
         help="a live view of open orders, balances, scores and the connection",
         description=wrap(
@@ -317,14 +313,8 @@ def build_parser() -> Parser:
         epilog=f"examples:\n  mmws watch --rate 50\n  {KEY_ENV}=... mmws watch --url {DEFAULT_URL}",
     )
     watch_cmd.add_argument(
-        "--url", help="the server's WebSocket URL (default: an in-process simulator)"
-    )
-    watch_cmd.add_argument(
         "--every", type=positive, default=5.0, metavar="S",
         help="without a terminal: seconds between summaries (default: 5)",
     )  # fmt: skip
-    watch_cmd.add_argument(
-        "-v", "--verbose", action="store_true", help="also log what the client does to stderr"
-    )
     parser.commands = dict(commands.choices)
     return parser

@@ -97,6 +97,8 @@ class FeedClient(ClientHandle[FeedStreamEvent]):
             package).
     """
 
+    _engine: FeedEngine
+
     def __init__(
         self,
         url: str | SecretURL | None = None,
@@ -132,7 +134,6 @@ class FeedClient(ClientHandle[FeedStreamEvent]):
         arguments = {name: value for name, value in locals().items() if name != "self"}
         engine = FeedEngine(**arguments)
         self._adopt(engine)
-        self._feed = engine
 
     def connect(self) -> FeedClient:
         """Connect, subscribe to ``subscriptions`` and block until each is acknowledged.
@@ -163,7 +164,7 @@ class FeedClient(ClientHandle[FeedStreamEvent]):
             timeout: Seconds to wait for the answer (and, before that, for the rate
                 limiter); ``None`` uses ``connect_timeout``.
         """
-        self._feed.subscribe(channel, scope, timeout)
+        self._engine.subscribe(channel, scope, timeout)
 
     def unsubscribe(self, channel: str, scope: str, timeout: float | None = None) -> None:
         """Unsubscribe from exactly the channel and scope used to subscribe; blocks until
@@ -176,9 +177,9 @@ class FeedClient(ClientHandle[FeedStreamEvent]):
             timeout: Seconds to wait for the answer (and, before that, for the rate
                 limiter); ``None`` uses ``connect_timeout``.
         """
-        self._feed.unsubscribe(channel, scope, timeout)
+        self._engine.unsubscribe(channel, scope, timeout)
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
         """The topics (``CHANNEL:scope``) this client keeps subscribed, reconnects included."""
-        return self._feed.subscriptions
+        return self._engine.subscriptions

@@ -151,6 +151,8 @@ class MMClient(ClientHandle[MMStreamEvent]):
             ``line_window``).
     """
 
+    _engine: MMEngine
+
     def __init__(
         self,
         api_key: str | Secret,
@@ -195,7 +197,6 @@ class MMClient(ClientHandle[MMStreamEvent]):
         arguments = {name: value for name, value in locals().items() if name != "self"}
         engine = MMEngine(**arguments)
         self._adopt(engine)
-        self._mm = engine
         self._identity = (_key_id(api_key), url)
         others = [c for c in list(_OPEN) if c._identity == self._identity and c.is_open]
         if others and self._identity not in _WARNED:
@@ -243,13 +244,13 @@ class MMClient(ClientHandle[MMStreamEvent]):
             ClientClosed: The client was closed.
         """
         try:
-            self._mm.connect()
+            self._engine.connect()
         except ConnectionLimitError as exc:
             others = [
                 c for c in self.open_clients()
                 if c._identity[0] == self._identity[0] and c is not self
             ]  # fmt: skip
-            held = sum(c._mm.connections for c in others)
+            held = sum(c._engine.connections for c in others)
             where = (
                 f"this process holds {held} connection(s) for this key in {len(others)} other "
                 "open MMClient(s); mmws.MMClient.open_clients() lists them"
@@ -265,13 +266,13 @@ class MMClient(ClientHandle[MMStreamEvent]):
         """The state cache (``MMClient(..., state=True)`` only; ``ConfigError`` otherwise):
         orders, open orders, bets, balances, scores and the emergency switch, kept equal to
         the server's across reconnects and gaps. See "Your orders and balances"."""
-        return self._mm.state
+        return self._engine.state
 
     @property
     def channels(self) -> tuple[str, ...]:
         """The channels this client subscribes to, validated, in the order given, without
         repeats (``ConfigError`` if one is unknown)."""
-        return self._mm.channels
+        return self._engine.channels
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop: unsubscribe (best effort), close the socket and join every thread.
@@ -284,7 +285,7 @@ class MMClient(ClientHandle[MMStreamEvent]):
                 (default 5).
         """
         _OPEN.discard(self)
-        self._mm.close(timeout)
+        self._engine.close(timeout)
 
     def health(self) -> Health:
         """A snapshot of the connection; with ``lines=2`` or more also each line's.
@@ -292,7 +293,7 @@ class MMClient(ClientHandle[MMStreamEvent]):
         Returns:
             A :class:`~mmws.Health`, safe to log (no secret is in it).
         """
-        return self._mm.health()
+        return self._engine.health()
 
     def ping(self, timeout: float | None = None) -> float:
         """Send a ping and wait for the pong; the round trip in seconds. With several
@@ -305,4 +306,4 @@ class MMClient(ClientHandle[MMStreamEvent]):
         Returns:
             The round trip, in seconds.
         """
-        return self._mm.ping(timeout)
+        return self._engine.ping(timeout)
