@@ -174,11 +174,15 @@ class RedisServer:
 
         def read() -> None:
             assert process.stdout is not None
-            for line in process.stdout:
-                lines.append(line)
-                if "Ready to accept connections" in line:
-                    ready.set()
-            ready.set()  # the process ended
+            try:
+                for line in process.stdout:
+                    lines.append(line)
+                    if "Ready to accept connections" in line:
+                        ready.set()
+            except ValueError:  # stop() closed the pipe between two lines: the server is gone
+                pass
+            finally:
+                ready.set()  # the process ended
 
         threading.Thread(target=read, daemon=True).start()
         if ready.wait(self.startup) and process.poll() is None:
